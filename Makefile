@@ -1,0 +1,38 @@
+# charrnn: every target sets up its own virtual environment on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test demo corpora clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
+
+test: $(STAMP)  ## run the whole test suite
+	$(PY) -m pytest -q
+
+corpora: $(STAMP)  ## build corpora/shakespeare.txt, python.txt, synthetic.txt
+	$(PY) corpora/build.py
+
+demo: $(STAMP)  ## build the Shakespeare corpus, train a small LSTM (~90 s), print a sample
+	$(PY) corpora/build.py --only shakespeare
+	mkdir -p demo
+	$(VENV)/bin/charrnn train corpora/shakespeare.txt -o demo/shakespeare.npz \
+		--model lstm --layers 1 --hidden 128 --seq-length 50 --batch-size 50 \
+		--time-limit 90 --eval-every 100 --seed 1
+	$(VENV)/bin/charrnn sample demo/shakespeare.npz --temperature 0.8 --length 600 --seed 1
+
+clean:  ## remove the virtual environment, caches, built corpora and demo models
+	rm -rf $(VENV) demo .pytest_cache .hypothesis *.egg-info build dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -f corpora/shakespeare.txt corpora/python.txt corpora/synthetic.txt

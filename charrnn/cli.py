@@ -1,0 +1,265 @@
+"""The command line: parses options and hands over to the package. Kept thin and
+fast to import: numba-using modules are imported inside the commands."""
+import json
+import math
+import os
+import sys
+
+import click
+
+from charrnn import CharrnnError, __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+ARCH = ("model", "hidden", "layers", "embed", "dropout")
+
+
+class Group(click.Group):
+    """Every error is one line on stderr: usage errors exit 2, runtime errors 1."""
+
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            cmd = f"charrnn {e.ctx.info_name} --help" if getattr(e, "ctx", None) else "charrnn --help"
+            click.echo(f"charrnn: error: {e.format_message()} (see '{cmd}')", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("charrnn: aborted", err=True)
+            sys.exit(130)
+        except CharrnnError as e:
+            click.echo(f"charrnn: error: {e}", err=True)
+            sys.exit(1)
+        except BrokenPipeError:
+            # the reader went away (| head): stop quietly; the dup2 keeps Python's
+            # final flush of stdout from raising again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+
+
+@click.group(cls=Group, context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn train corpora/shakespeare.txt -o shakespeare.npz
+  charrnn sample shakespeare.npz --temperature 0.8 --length 1000 | less
+  charrnn eval shakespeare.npz held_out.txt""")
+@click.version_option(__version__, "-V", "--version", prog_name="charrnn")
+def cli():
+    """Character-level RNN, LSTM and GRU language models, trained on the CPU.
+
+    Train on any text, sample from the model (text on stdout, everything else on
+    stderr), measure it, and look inside. 'charrnn COMMAND --help' for details."""
+
+
+def say(msg):
+    click.echo(msg, err=True)
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn train corpora/shakespeare.txt                 # 2x128 LSTM, 10 epochs -> model.npz
+  charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
+  cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
+  charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
+@click.option("-o", "--output", default="model.npz", help="Checkpoint to write (the best by "
+              "validation loss goes to NAME.best.npz).")
+@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
+              help="Cell type.")
+@click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
+@click.option("--layers", type=click.IntRange(1), default=2, help="Stacked layers.")
+@click.option("--embed", type=click.IntRange(0), default=0,
+              help="Size of a learned input embedding; 0 feeds characters one-hot.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="Dropout rate on each layer's output.")
+@click.option("--init", type=click.Choice(["orthogonal", "uniform"]), default="orthogonal",
+              help="Initialisation of the recurrent weights.")
+@click.option("--seq-length", type=click.IntRange(1), default=50,
+              help="Characters per step of truncated backpropagation through time.")
+@click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
+              help="Factor applied to the learning rate per epoch (smoothly).")
+@click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
+@click.option("--grad-clip", type=click.FloatRange(0), default=5.0,
+              help="Clip the gradient's global norm to this; 0 disables.")
+@click.option("--max-steps", type=click.IntRange(0), default=0,
+              help="Stop at this total step count (resumed steps count); 0: no limit.")
+@click.option("--epochs", type=click.FloatRange(0), default=10.0, help="Stop after this many epochs; 0: no limit.")
+@click.option("--time-limit", type=click.FloatRange(0), default=0.0,
+              help="Stop after this many seconds; 0: no limit.")
+@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              help="Fraction at the end of the text held out for validation.")
+@click.option("--eval-every", type=click.IntRange(1), default=200, help="Steps between validations.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, help="Steps between checkpoints.")
+@click.option("--sample-every", type=click.IntRange(0), default=0,
+              help="Steps between sample previews on stderr; 0: at each validation.")
+@click.option("--seed", type=int, default=None, help="Random seed; a run is repeatable with the same one. "
+              "[default: random, printed]")
+@click.option("--encoding", default="utf-8", help="Encoding of the input files.")
+@click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
+@click.option("--log", "log_file", type=click.Path(), default=None, help="Append JSON Lines progress here.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, previews or summary.")
+@click.pass_context
+def train(ctx, files, output, log_file, quiet, resume, encoding, **opts):
+    """Train a model on FILES (text; '-' reads standard input)."""
+    from charrnn import checkpoint, train as tr
+    from charrnn.data import read_text
+    from charrnn.model import ModelConfig, num_params
+    given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
+    tr.check_writable(output)
+    text = read_text(files, encoding)
+    if resume:
+        ck = checkpoint.load(resume)
+        cfg = ck.config
+        saved = {"kind": cfg.kind, **{k: getattr(cfg, k) for k in ARCH[1:]}}
+        clash = [f"--{k} {arch[k if k != 'model' else 'kind']}" for k in ARCH
+                 if k in given and arch[k if k != "model" else "kind"] != saved[k if k != "model" else "kind"]]
+        if clash:
+            raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
+                               f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
+                               f"dropout {cfg.dropout}); drop the flag to resume")
+        settings = dict(ck.meta.get("train", {}))
+        settings.update({k: v for k, v in opts.items() if k in given})
+        tc = tr.TrainConfig.from_dict(settings)
+    else:
+        ck = None
+        cfg = ModelConfig(**arch)
+        if opts["seed"] is None:
+            opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
+        tc = tr.TrainConfig.from_dict(opts)
+    run = tr.Run(text, output, cfg, tc, resume=ck)
+    c, spe = run.cfg, run.batches.steps_per_epoch
+    if not quiet:
+        say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
+            f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
+            f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
+        say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
+            f"{spe:,} steps of {tc.batch_size}x{tc.seq_length} per epoch; seed {tc.seed}"
+            + (f"; resuming at step {run.step:,}" if ck else ""))
+    try:
+        tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
+    except tr.Interrupted as e:
+        say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
+            f"(continue with --resume {output})")
+        sys.exit(130 if e.signum == 2 else 143)
+    if not quiet:
+        val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
+        say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
+            + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
+
+
+def _preview(run, bar):
+    """A short sample on stderr, so a user can watch the model learn."""
+    from charrnn.sample import Sampler
+    s = Sampler(run.cfg, run.p, run.vocab)
+    prime = "\n" if "\n" in run.vocab else run.vocab[0]
+    text = s.text(prime, 160, temperature=0.8, seed=run.step)
+    bar.write(f"--- sample at step {run.step:,} ---\n{text}\n---", file=sys.stderr)
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn sample model.npz                              # 500 characters, temperature 1
+  charrnn sample model.npz --temperature 0.7 --prime "ROMEO:" --length 2000 > play.txt
+  charrnn sample model.npz --argmax --length 200 --seed 3
+  charrnn sample model.npz --num-samples 5 --length 300 --top-k 10""")
+@click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
+@click.option("-n", "--length", type=click.IntRange(0), default=500, help="Characters to generate per sample.")
+@click.option("-t", "--temperature", type=click.FloatRange(0, min_open=True), default=1.0,
+              help="Below 1: safer, more repetitive; above 1: more surprising.")
+@click.option("--argmax", is_flag=True, help="Always take the most likely character (deterministic).")
+@click.option("--top-k", type=click.IntRange(0), default=0, help="Sample only from the K most likely; 0: all.")
+@click.option("--prime", default=None, help="Text to condition on; echoed before the continuation.")
+@click.option("--prime-file", type=click.Path(), default=None, help="Read the prime from this file.")
+@click.option("--seed", type=int, default=None, help="Same seed, same text. [default: random]")
+@click.option("--num-samples", type=click.IntRange(1), default=1, help="Independent samples, made as one batch.")
+@click.option("--separator", default="\n\n", help="Printed between samples.")
+@click.option("--encoding", default="utf-8", help="Encoding of --prime-file.")
+def sample(checkpoint_path, length, temperature, argmax, top_k, prime, prime_file, seed, num_samples,
+           separator, encoding):
+    """Generate text from the model in CKPT, streamed to stdout as it is made."""
+    from charrnn import checkpoint
+    from charrnn.data import encode, read_text
+    from charrnn.sample import Sampler
+    if prime is not None and prime_file is not None:
+        raise click.UsageError("give --prime or --prime-file, not both")
+    ck = checkpoint.load(checkpoint_path)
+    if prime_file is not None:
+        prime = read_text([prime_file], encoding)
+    echo = bool(prime)
+    if not prime:
+        prime = "\n" if "\n" in ck.vocab else ck.vocab[0]
+    ids = encode(prime, ck.vocab, "the prime")
+    sampler = Sampler(ck.config, ck.params, ck.vocab)
+    out = sys.stdout.buffer
+    rest = [[] for _ in range(num_samples - 1)]  # samples after the first are printed at the end
+    if echo:
+        out.write(prime.encode("utf-8"))
+    for chunk in sampler.generate(ids, length, num_samples, temperature, top_k, argmax, seed):
+        out.write("".join(ck.vocab[i] for i in chunk[:, 0]).encode("utf-8"))
+        out.flush()
+        for n, r in enumerate(rest, start=1):
+            r.append("".join(ck.vocab[i] for i in chunk[:, n]))
+    for r in rest:
+        out.write((separator + (prime if echo else "") + "".join(r)).encode("utf-8"))
+    out.write(b"\n")
+    out.flush()
+
+
+@cli.command("eval", context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn eval model.npz held_out.txt
+  charrnn eval model.npz chapter*.txt --json | jq .bits_per_char""")
+@click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--encoding", default="utf-8", help="Encoding of FILES.")
+def eval_(checkpoint_path, files, as_json, encoding):
+    """Loss of the model in CKPT on FILES, in nats and bits per character."""
+    from charrnn import checkpoint
+    from charrnn.data import encode, read_text
+    from charrnn.evaluate import evaluate
+    ck = checkpoint.load(checkpoint_path)
+    ids = encode(read_text(files, encoding), ck.vocab, "the text")
+    if len(ids) < 2:
+        raise CharrnnError("the text needs at least 2 characters to measure a loss")
+    loss, n = evaluate(ck.config, ck.params, ids)
+    res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
+           "perplexity": math.exp(loss)}
+    if as_json:
+        click.echo(json.dumps(res))
+    else:
+        click.echo(f"{loss:.4f} nats/char  {res['bits_per_char']:.4f} bits/char  "
+                   f"perplexity {res['perplexity']:.2f}  over {n:,} characters")
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn info model.npz
+  charrnn info model.npz --json""")
+@click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(checkpoint_path, as_json):
+    """Configuration, size, progress and losses of the model in CKPT."""
+    from charrnn import checkpoint
+    from charrnn.model import num_params
+    ck = checkpoint.load(checkpoint_path)
+    m, c = ck.meta, ck.config
+    res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
+           "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
+           "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
+           "train": m.get("train"), "format_version": m.get("version")}
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    click.echo(f"model       {c.kind}, {c.layers} layers x {c.hidden} hidden, "
+               f"{'embedding ' + str(c.embed) if c.embed else 'one-hot input'}, dropout {c.dropout}")
+    click.echo(f"parameters  {res['params']:,}")
+    click.echo(f"vocabulary  {len(ck.vocab)} characters: {''.join(ck.vocab)!r}"[:200])
+    click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
+    click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
+               f"best val {fmt(res['best_val_loss'])} (nats/char)")

@@ -1,0 +1,116 @@
+"""Text in, ids out: reading files or stdin, the vocabulary, and the minibatch layout.
+
+The vocabulary is the sorted set of code points of the training text. The corpus
+is held as one compact id array (uint8 when V <= 256, else uint16 or uint32),
+never as Python objects: one byte per character for ordinary text.
+
+Minibatches (truncated BPTT, as char-rnn and torch-rnn): the training ids are cut
+into N contiguous streams; step k of an epoch reads columns k*T .. k*T+T of every
+stream as input and the next character as target, so stream n at step k+1
+continues exactly where it stopped at step k and the hidden state is carried.
+
+    ids:      [ stream 0 | stream 1 | ... | stream N-1 ]   each of length Ls
+    step k:   x = streams[:, kT : kT+T],  y = streams[:, kT+1 : kT+T+1]
+"""
+import sys
+
+import numpy as np
+
+from charrnn import CharrnnError
+
+
+def read_text(paths, encoding="utf-8"):
+    """The concatenated text of the files in paths ('-' is standard input)."""
+    parts = []
+    for path in paths:
+        try:
+            if path == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(path, "rb") as f:
+                    raw = f.read()
+        except IsADirectoryError:
+            raise CharrnnError(f"{path} is a directory; give text files (or - for standard input)")
+        except OSError as e:
+            raise CharrnnError(f"cannot read {path}: {e.strerror}")
+        try:
+            parts.append(raw.decode(encoding))
+        except UnicodeDecodeError as e:
+            raise CharrnnError(f"{path} is not valid {encoding} at byte {e.start}; "
+                               f"pass --encoding (e.g. --encoding latin-1)")
+        except LookupError:
+            raise CharrnnError(f"unknown encoding {encoding!r}; try utf-8 or latin-1")
+    return "".join(parts)
+
+
+def code_points(text):
+    """(len(text),) uint32 array of the code points, without a Python object per character."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def id_dtype(V):
+    return np.uint8 if V <= 256 else np.uint16 if V <= 65536 else np.uint32
+
+
+def build_vocab(text):
+    """Sorted list of the distinct characters of text.
+
+    >>> build_vocab("hello")
+    ['e', 'h', 'l', 'o']
+    """
+    return [chr(c) for c in np.unique(code_points(text))]
+
+
+def encode(text, vocab, what="text"):
+    """Compact id array of text in vocab; a character outside vocab is an error naming it."""
+    cps = code_points(text)
+    table = np.array([ord(ch) for ch in vocab], dtype=np.uint32)
+    pos = np.searchsorted(table, cps)
+    pos_clipped = np.minimum(pos, len(table) - 1)
+    bad = table[pos_clipped] != cps
+    if bad.any():
+        unseen = sorted({chr(c) for c in cps[bad]})
+        shown = " ".join(repr(ch) for ch in unseen[:10]) + (" ..." if len(unseen) > 10 else "")
+        raise CharrnnError(f"{what} has {len(unseen)} character(s) not in the model's "
+                           f"vocabulary: {shown}")
+    return pos_clipped.astype(id_dtype(len(vocab)))
+
+
+def decode(ids, vocab):
+    return "".join(vocab[i] for i in ids)
+
+
+def split(ids, val_frac):
+    """The last val_frac of the text is held out for validation (contiguous)."""
+    n_val = int(len(ids) * val_frac)
+    return ids[:len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+class Batches:
+    """The stream layout above. batch(k) gives step k of an epoch as (T, N) int64 arrays."""
+
+    def __init__(self, ids, batch_size, seq_length):
+        N, T = batch_size, seq_length
+        Ls = len(ids) // N
+        if Ls < T + 1:
+            raise CharrnnError(
+                f"the training text ({len(ids)} characters) is too short for "
+                f"--batch-size {N} x --seq-length {T}; it needs at least {N * (T + 1)}: "
+                f"lower --batch-size or --seq-length")
+        self.streams = ids[:N * Ls].reshape(N, Ls)  # a view: no copy of the corpus
+        self.T, self.N = T, N
+        self.steps_per_epoch = (Ls - 1) // T
+
+    def batch(self, k):
+        T = self.T
+        x = self.streams[:, k * T:k * T + T].T.astype(np.int64)
+        y = self.streams[:, k * T + 1:k * T + T + 1].T.astype(np.int64)
+        return x, y
+
+
+def eval_streams(ids, max_streams=50, min_length=200):
+    """Cuts ids into B <= max_streams contiguous streams of at least min_length
+    characters (fewer if the text is short). Returns a (B, Ls) view."""
+    B = max(1, min(max_streams, len(ids) // min_length))
+    Ls = len(ids) // B
+    return ids[:B * Ls].reshape(B, Ls)

@@ -1,0 +1,91 @@
+"""GRU cell: forward and backward over a chunk, side by side.
+
+Dimensions: T time steps, N streams (batch), H hidden units, G = 3H.
+Gate order, written down once: r, z, n (reset, update, new), packed along the
+last axis of Wx (D, 3H), Wh (H, 3H) and b (3H). The formulation is cuDNN's and
+PyTorch's, with the reset gate applied after the recurrent product, so that
+product stays one GEMM per step:
+
+    ax = x Wx + b                       (N, 3H), one GEMM for all T steps
+    ah = h_prev Wh                      (N, 3H)
+    r = sigmoid(ax_r + ah_r)    z = sigmoid(ax_z + ah_z)
+    n = tanh(ax_n + r * (ah_n + bhn))
+    h = (1 - z) * n + z * h_prev
+
+bhn (H) is the recurrent bias of the candidate; it cannot be folded into b
+because r multiplies it. Memory per layer and chunk: gates T*N*3H,
+ahn T*N*H (the term r multiplies, needed for dr), h T*N*H floats.
+"""
+import numpy as np
+from numba import njit
+
+from charrnn.layers import sigmoid
+
+
+@njit(cache=True)
+def gru_forward(h, gates, ahn, xw, Wh, bhn, h0):
+    """h: (T, N, H) out; gates: (T, N, 3H) out, activated r, z, n;
+    ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H)."""
+    T, N, G = xw.shape
+    H = G // 3
+    a = np.empty((N, G), dtype=xw.dtype)
+    for t in range(T):
+        h_prev = h0 if t == 0 else h[t - 1]
+        np.dot(h_prev, Wh, a)
+        for n in range(N):
+            for j in range(H):
+                r = sigmoid(xw[t, n, j] + a[n, j])
+                z = sigmoid(xw[t, n, H + j] + a[n, H + j])
+                hn = a[n, 2 * H + j] + bhn[j]
+                nt = np.tanh(xw[t, n, 2 * H + j] + r * hn)
+                gates[t, n, j] = r
+                gates[t, n, H + j] = z
+                gates[t, n, 2 * H + j] = nt
+                ahn[t, n, j] = hn
+                h[t, n, j] = (1 - z) * nt + z * h_prev[n, j]
+
+
+@njit(cache=True)
+def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
+    """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
+    h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
+    dh0: (N, H) out; dh: (T, N, H) from above; gates, ahn, h: saved by gru_forward;
+    WhT: (3H, H)."""
+    T, N, G = dax.shape
+    H = G // 3
+    dh_next = np.zeros((N, H), dtype=dax.dtype)
+    dh_rec = np.empty((N, H), dtype=dax.dtype)  # np.dot cannot accumulate into its output
+    for t in range(T - 1, -1, -1):
+        h_prev = h0 if t == 0 else h[t - 1]
+        for n in range(N):
+            for j in range(H):
+                r = gates[t, n, j]
+                z = gates[t, n, H + j]
+                nt = gates[t, n, 2 * H + j]
+                dht = dh[t, n, j] + dh_next[n, j]
+                dan = dht * (1 - z) * (1 - nt * nt)
+                dar = dan * ahn[t, n, j] * r * (1 - r)
+                daz = dht * (h_prev[n, j] - nt) * z * (1 - z)
+                dax[t, n, j] = dar
+                dax[t, n, H + j] = daz
+                dax[t, n, 2 * H + j] = dan
+                dah[t, n, j] = dar
+                dah[t, n, H + j] = daz
+                dah[t, n, 2 * H + j] = dan * r
+                dh_next[n, j] = dht * z  # the direct path z * h_prev
+        np.dot(dah[t], WhT, dh_rec)
+        dh_next += dh_rec
+    dh0[:] = dh_next
+
+
+@njit(cache=True)
+def gru_step(h, a, xw, bhn):
+    """One step for sampling, in place. h: (N, H); a: (N, 3H) holds h_prev Wh;
+    xw: (N, 3H) input projections with bias; bhn: (H,)."""
+    N, H = h.shape
+    for n in range(N):
+        for j in range(H):
+            r = sigmoid(xw[n, j] + a[n, j])
+            z = sigmoid(xw[n, H + j] + a[n, H + j])
+            nt = np.tanh(xw[n, 2 * H + j] + r * (a[n, 2 * H + j] + bhn[j]))
+            h[n, j] = (1 - z) * nt + z * h[n, j]

@@ -1,0 +1,211 @@
+"""The model: parameter layout, initialisation, and forward/backward over a chunk.
+
+Dimensions: T time steps, N streams, V vocabulary, E embedding size (0: one-hot),
+H hidden units, L layers, G = gates * H, S = state arrays per layer (2 for LSTM: h, c).
+
+All parameters live in one flat buffer carved into named views (llm.c's way), so
+the optimizer and gradient clipping are single loops over one array, and a
+checkpoint stores exactly the named views. Names and shapes, layer l = 0..L-1:
+
+    embed.W   (V, E)     only when E > 0
+    L{l}.Wx   (D_l, G)   D_0 = E, or V for one-hot input; D_l = H above
+    L{l}.Wh   (H, G)
+    L{l}.b    (G,)
+    L{l}.bhn  (H,)       GRU only
+    out.W     (H, V)
+    out.b     (V,)
+
+One-hot input is never materialised: x Wx for a one-hot x is the row Wx[id].
+Dropout (inverted, rate p) is applied to every layer's output h, i.e. between
+layers and before the output projection, as in char-rnn.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from charrnn.gru import gru_backward, gru_forward
+from charrnn.layers import scatter_add_rows, softmax_xent, xent
+from charrnn.lstm import lstm_backward, lstm_forward
+from charrnn.rnn import rnn_backward, rnn_forward
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+STATES = {"rnn": 1, "lstm": 2, "gru": 1}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "lstm"      # rnn | lstm | gru
+    vocab_size: int = 65    # V, set from the corpus
+    hidden: int = 128       # H
+    layers: int = 2         # L
+    embed: int = 0          # E; 0 means one-hot input
+    dropout: float = 0.0    # rate on each layer's output while training
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def param_shapes(cfg):
+    """[(name, shape)] in buffer order."""
+    V, E, H, G = cfg.vocab_size, cfg.embed, cfg.hidden, GATES[cfg.kind] * cfg.hidden
+    shapes = [("embed.W", (V, E))] if E else []
+    for l in range(cfg.layers):
+        D = (E or V) if l == 0 else H
+        shapes += [(f"L{l}.Wx", (D, G)), (f"L{l}.Wh", (H, G)), (f"L{l}.b", (G,))]
+        if cfg.kind == "gru":
+            shapes.append((f"L{l}.bhn", (H,)))
+    return shapes + [("out.W", (H, V)), ("out.b", (V,))]
+
+
+def num_params(cfg):
+    return sum(int(np.prod(s)) for _, s in param_shapes(cfg))
+
+
+def carve(flat, cfg):
+    """Named views into the flat buffer, in param_shapes order."""
+    views, offset = {}, 0
+    for name, shape in param_shapes(cfg):
+        size = int(np.prod(shape))
+        views[name] = flat[offset:offset + size].reshape(shape)
+        offset += size
+    assert offset == flat.size, "buffer size does not match the configuration"
+    return views
+
+
+def init_params(cfg, rng, dtype=np.float32, init="orthogonal"):
+    """A new flat buffer. Weights U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; recurrent
+    weights orthogonal per gate block (init="orthogonal") or uniform; embedding
+    N(0, 1); biases 0 except the LSTM forget gate's, 1, so that the cell state is
+    remembered from the start (Gers et al. 2000; Jozefowicz et al. 2015)."""
+    flat = np.zeros(num_params(cfg), dtype=dtype)
+    p = carve(flat, cfg)
+    H = cfg.hidden
+    k = 1.0 / np.sqrt(H)
+    for name, w in p.items():
+        if name == "embed.W":
+            w[:] = rng.standard_normal(w.shape)
+        elif name.endswith(".Wh") and init == "orthogonal":
+            for gate in range(GATES[cfg.kind]):
+                q, r = np.linalg.qr(rng.standard_normal((H, H)))
+                w[:, gate * H:(gate + 1) * H] = q * np.sign(np.diag(r))  # uniform over O(H)
+        elif name.endswith((".Wx", ".Wh")) or name == "out.W":
+            w[:] = rng.uniform(-k, k, w.shape)
+        elif name.endswith(".b") and cfg.kind == "lstm" and name != "out.b":
+            w[H:2 * H] = 1.0  # gate order i, f, o, g: f is the second block
+    return flat
+
+
+def zero_state(cfg, N, dtype=np.float32):
+    """(L, S, N, H) hidden state: h (and c for LSTM) of every layer."""
+    return np.zeros((cfg.layers, STATES[cfg.kind], N, cfg.hidden), dtype=dtype)
+
+
+def dropout_masks(cfg, rng, T, N, dtype=np.float32):
+    """(L, T, N, H) inverted-dropout masks for every layer's output, or None."""
+    if cfg.dropout <= 0:
+        return None
+    keep = 1.0 - cfg.dropout
+    return ((rng.random((cfg.layers, T, N, cfg.hidden)) < keep) / keep).astype(dtype)
+
+
+def _input_projection(cfg, p, l, x):
+    """xw = x Wx + b for layer l, all T steps in one GEMM; x is ids (T, N) for l = 0."""
+    Wx, b = p[f"L{l}.Wx"], p[f"L{l}.b"]
+    if l == 0 and not cfg.embed:
+        return Wx[x] + b                     # one-hot rows: a gather, no GEMM
+    if l == 0:
+        x = p["embed.W"][x]                  # (T, N, E)
+    T, N, D = x.shape
+    return (x.reshape(T * N, D) @ Wx + b).reshape(T, N, -1)
+
+
+def _cell_forward(kind, xw, Wh, s0, bhn):
+    """Runs one layer's recurrence. Returns h (T, N, H) and what backward needs."""
+    T, N, G = xw.shape
+    H = Wh.shape[0]
+    h = np.empty((T, N, H), dtype=xw.dtype)
+    if kind == "rnn":
+        rnn_forward(h, xw, Wh, s0[0])
+        return h, (h,), h[-1][None]
+    gates = np.empty((T, N, G), dtype=xw.dtype)
+    if kind == "lstm":
+        c = np.empty((T, N, H), dtype=xw.dtype)
+        lstm_forward(h, c, gates, xw, Wh, s0[0], s0[1])
+        return h, (gates, c), np.stack([h[-1], c[-1]])
+    ahn = np.empty((T, N, H), dtype=xw.dtype)
+    gru_forward(h, gates, ahn, xw, Wh, bhn, s0[0])
+    return h, (gates, ahn, h), h[-1][None]
+
+
+def forward(cfg, p, ids, state, masks=None):
+    """ids: (T, N) input characters; state: (L, S, N, H) carried in.
+    Returns logits (T*N, V), the caches for backward, and the state after T steps."""
+    T, N = ids.shape
+    x, caches, new_state = ids, [], np.empty_like(state)
+    for l in range(cfg.layers):
+        xw = _input_projection(cfg, p, l, x)
+        h, saved, new_state[l] = _cell_forward(cfg.kind, xw, p[f"L{l}.Wh"], state[l],
+                                               p.get(f"L{l}.bhn"))
+        x = h if masks is None else h * masks[l]
+        caches.append((xw, h, saved, x))
+    logits = x.reshape(T * N, -1) @ p["out.W"] + p["out.b"]
+    return logits, caches, new_state
+
+
+def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
+    """Accumulates the gradients of every parameter into the views g, given
+    dlogits (T*N, V) and what forward saved. state is the state forward started from."""
+    T, N = ids.shape
+    H = cfg.hidden
+    M = T * N
+    top = caches[-1][3].reshape(M, H)
+    g["out.W"] += top.T @ dlogits
+    g["out.b"] += dlogits.sum(axis=0)
+    dx = (dlogits @ p["out.W"].T).reshape(T, N, H)
+    for l in range(cfg.layers - 1, -1, -1):
+        xw, h, saved, _ = caches[l]
+        dh = dx if masks is None else dx * masks[l]
+        Wh = p[f"L{l}.Wh"]
+        WhT = np.ascontiguousarray(Wh.T)
+        da = np.empty_like(xw)
+        dah = da                                     # gradient of h_prev Wh
+        ds0 = np.empty_like(state[l])
+        if cfg.kind == "rnn":
+            rnn_backward(da, ds0[0], dh, h, WhT)
+        elif cfg.kind == "lstm":
+            lstm_backward(da, ds0[0], ds0[1], dh, saved[0], saved[1], state[l][1], WhT)
+        else:
+            dah = np.empty_like(xw)
+            gru_backward(da, dah, ds0[0], dh, saved[0], saved[1], h, state[l][0], WhT)
+            g[f"L{l}.bhn"] += dah[:, :, 2 * H:].sum(axis=(0, 1))
+        h_prev = np.concatenate([state[l][0][None], h[:-1]]).reshape(M, H)
+        g[f"L{l}.Wh"] += h_prev.T @ dah.reshape(M, -1)     # one GEMM over the chunk
+        da2 = da.reshape(M, -1)
+        g[f"L{l}.b"] += da2.sum(axis=0)
+        Wx = p[f"L{l}.Wx"]
+        if l > 0:
+            x_in = caches[l - 1][3].reshape(M, H)
+            g[f"L{l}.Wx"] += x_in.T @ da2
+            dx = (da2 @ Wx.T).reshape(T, N, H)
+        elif cfg.embed:
+            emb = p["embed.W"][ids].reshape(M, -1)
+            g["L0.Wx"] += emb.T @ da2
+            scatter_add_rows(g["embed.W"], ids.reshape(M), da2 @ Wx.T)
+        else:
+            scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
+
+
+def loss_and_grad(cfg, p, g, ids, targets, state, masks=None):
+    """Mean cross-entropy (nats per character) of one chunk; gradients are added to g.
+    Returns (loss, state after the chunk)."""
+    logits, caches, new_state = forward(cfg, p, ids, state, masks)
+    M = logits.shape[0]
+    total = softmax_xent(logits, logits, targets.reshape(M), 1.0 / M)  # in place
+    backward(cfg, p, g, logits, caches, ids, state, masks)
+    return total / M, new_state
+
+
+def chunk_loss(cfg, p, ids, targets, state):
+    """Summed cross-entropy of one chunk, no gradients, no dropout. Returns (sum, state)."""
+    logits, _, new_state = forward(cfg, p, ids, state)
+    return xent(logits, targets.reshape(-1)), new_state

@@ -1,0 +1,52 @@
+"""Vanilla RNN cell (Elman, as in min-char-rnn): forward and backward over a chunk.
+
+Dimensions: T time steps, N streams (batch), H hidden units, G = H.
+
+    h = tanh(x Wx + b + h_prev Wh)
+
+min-char-rnn's Wxh, Whh, bh are Wx, Wh, b here. The input projection of all
+T steps is one GEMM done by the caller (model.py), which also forms
+dWh = H_prev^T dA as one GEMM; only the recurrence is here.
+Memory per layer and chunk: h T*N*H floats.
+"""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def rnn_forward(h, xw, Wh, h0):
+    """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
+    Wh: (H, H); h0: (N, H)."""
+    T, N, H = xw.shape
+    a = np.empty((N, H), dtype=xw.dtype)
+    for t in range(T):
+        np.dot(h0 if t == 0 else h[t - 1], Wh, a)
+        for n in range(N):
+            for j in range(H):
+                h[t, n, j] = np.tanh(a[n, j] + xw[t, n, j])
+
+
+@njit(cache=True)
+def rnn_backward(da, dh0, dh, h, WhT):
+    """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
+    dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
+    WhT: (H, H)."""
+    T, N, H = da.shape
+    dh_next = np.zeros((N, H), dtype=da.dtype)  # min-char-rnn's dhnext
+    for t in range(T - 1, -1, -1):
+        for n in range(N):
+            for j in range(H):
+                ht = h[t, n, j]
+                da[t, n, j] = (dh[t, n, j] + dh_next[n, j]) * (1 - ht * ht)
+        np.dot(da[t], WhT, dh_next)
+    dh0[:] = dh_next
+
+
+@njit(cache=True)
+def rnn_step(h, a, xw):
+    """One step for sampling, in place. h: (N, H); a: (N, H) holds h_prev Wh;
+    xw: (N, H) input projections with bias."""
+    N, H = h.shape
+    for n in range(N):
+        for j in range(H):
+            h[n, j] = np.tanh(a[n, j] + xw[n, j])

@@ -1,0 +1,261 @@
+"""The training loop: truncated BPTT over the stream layout of data.Batches,
+global-norm clipping, an optimizer over the flat buffer, periodic validation,
+checkpoints (latest and best), a progress bar and a JSON Lines log.
+
+Everything a run needs to continue bit for bit is in its checkpoint: parameters,
+optimizer buffers, carried hidden state, step (which fixes the epoch, the data
+position and the learning rate) and the random generator's state.
+"""
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from charrnn import CharrnnError, __version__, checkpoint
+from charrnn.data import Batches, build_vocab, encode, split
+from charrnn.evaluate import evaluate
+from charrnn.model import ModelConfig, carve, dropout_masks, init_params, loss_and_grad, num_params, zero_state
+from charrnn.optim import BUFFERS, Optimizer, clip_global_norm
+
+
+@dataclass
+class TrainConfig:
+    seq_length: int = 50        # T, characters per chunk of truncated BPTT
+    batch_size: int = 50        # N, parallel contiguous streams
+    optimizer: str = "adam"     # adam | rmsprop | adagrad | sgd
+    lr: float = 2e-3            # peak learning rate
+    lr_decay: float = 0.95      # multiplied into the learning rate once per epoch (smoothly)
+    warmup: int = 0             # steps of linear learning-rate warm-up
+    grad_clip: float = 5.0      # max global L2 norm of the gradient; 0 disables
+    max_steps: int = 0          # total steps of the run (counting resumed ones); 0: no limit
+    epochs: float = 10          # total epochs; 0: no limit
+    time_limit: float = 0       # seconds of this invocation; 0: no limit
+    val_frac: float = 0.1       # last fraction of the text held out for validation
+    eval_every: int = 200       # steps between validation runs
+    checkpoint_every: int = 1000  # steps between checkpoint writes
+    sample_every: int = 0       # steps between previews on stderr; 0: with every validation
+    log_every: int = 10         # steps between JSON Lines records
+    init: str = "orthogonal"    # recurrent weight init: orthogonal | uniform
+    seed: int = 0               # fixes initialisation, dropout and previews
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def lr_at(tc, step, steps_per_epoch):
+    """Learning rate of step (0-based): linear warm-up, then lr * lr_decay**epochs."""
+    warm = min(1.0, (step + 1) / tc.warmup) if tc.warmup else 1.0
+    return tc.lr * warm * tc.lr_decay ** (step / steps_per_epoch)
+
+
+def best_path(path):
+    root, ext = os.path.splitext(path)
+    return f"{root}.best{ext or '.npz'}"
+
+
+def check_writable(path):
+    """Fail before training, not after an hour, if the checkpoint cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CharrnnError(f"output {path} is a directory; give a file name such as {path}/model.npz")
+    if not os.path.isdir(folder):
+        raise CharrnnError(f"output folder {folder} does not exist; create it or choose another -o")
+    if not os.access(folder, os.W_OK):
+        raise CharrnnError(f"output folder {folder} is not writable; choose another -o")
+
+
+class Run:
+    """One training run: its data, model, optimizer and progress."""
+
+    def __init__(self, text, out, cfg, tc, resume=None, log=print):
+        self.out, self.tc, self.log = out, tc, log
+        if resume is not None:
+            vocab = resume.vocab
+            ids = encode(text, vocab, "the training text")
+        else:
+            if not text:
+                raise CharrnnError("the training text is empty")
+            vocab = build_vocab(text)
+            ids = encode(text, vocab)
+            cfg = ModelConfig(**dict(cfg.to_dict(), vocab_size=len(vocab)))
+        if len(vocab) < 2:
+            raise CharrnnError("the text has fewer than 2 distinct characters: nothing to learn")
+        self.cfg, self.vocab = cfg, vocab
+        self.train_ids, self.val_ids = split(ids, tc.val_frac)
+        self.batches = Batches(self.train_ids, tc.batch_size, tc.seq_length)
+        self.rng = np.random.default_rng(tc.seed)
+        self.flat = init_params(cfg, self.rng, init=tc.init)
+        self.grad = np.zeros_like(self.flat)
+        self.p, self.g = carve(self.flat, cfg), carve(self.grad, cfg)
+        self.opt = Optimizer(tc.optimizer, self.flat.size)
+        self.state = zero_state(cfg, tc.batch_size)
+        self.step, self.best_val, self.val_loss, self.smooth = 0, math.inf, None, math.log(len(vocab))
+        self.elapsed = 0.0
+        if resume is not None:
+            self._restore(resume)
+
+    def _restore(self, ck):
+        for name, a in ck.params.items():
+            self.p[name][:] = a
+        for b in BUFFERS[self.tc.optimizer]:
+            a = ck.arrays.get(f"opt/{b}")
+            if a is None or a.shape != self.flat.shape:
+                raise CharrnnError(f"the checkpoint has no {self.tc.optimizer} state opt/{b}; "
+                                   f"resume with the optimizer it was trained with")
+            self.opt.buffers[b][:] = a
+        st = ck.arrays.get("state/train")
+        if st is not None and st.shape == self.state.shape:
+            self.state[:] = st
+        m = ck.meta
+        self.step = int(m.get("step", 0))
+        self.best_val = m.get("best_val_loss") or math.inf
+        self.val_loss = m.get("val_loss")
+        self.smooth = m.get("train_loss") or self.smooth
+        self.elapsed = float(m.get("elapsed_s", 0.0))
+        if "rng" in m:
+            self.rng.bit_generator.state = m["rng"]
+
+    # -- checkpoints ---------------------------------------------------------
+    def meta(self):
+        return {
+            "charrnn": __version__, "config": self.cfg.to_dict(), "train": asdict(self.tc),
+            "vocab": self.vocab, "step": self.step,
+            "epoch": self.step / self.batches.steps_per_epoch,
+            "steps_per_epoch": self.batches.steps_per_epoch,
+            "train_chars": int(len(self.train_ids)), "val_chars": int(len(self.val_ids)),
+            "train_loss": self.smooth, "val_loss": self.val_loss,
+            "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
+            "elapsed_s": self.elapsed, "rng": self.rng.bit_generator.state,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def save(self, path):
+        extra = {f"opt/{b}": v for b, v in self.opt.buffers.items()}
+        extra["state/train"] = self.state
+        checkpoint.save(path, self.p, self.meta(), extra)
+
+    # -- the loop ------------------------------------------------------------
+    def train_step(self):
+        """One optimizer step on the next chunk. Returns the chunk's loss."""
+        bt, tc = self.batches, self.tc
+        k = self.step % bt.steps_per_epoch
+        if k == 0:
+            self.state[:] = 0  # a new epoch: every stream starts again from its beginning
+        x, y = bt.batch(k)
+        masks = dropout_masks(self.cfg, self.rng, tc.seq_length, tc.batch_size)
+        self.grad[:] = 0
+        loss, new_state = loss_and_grad(self.cfg, self.p, self.g, x, y, self.state, masks)
+        norm = clip_global_norm(self.grad, tc.grad_clip)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            raise CharrnnError(f"the loss became {loss} at step {self.step + 1} (gradient norm "
+                               f"{norm}); nothing was saved from this step: lower --lr or "
+                               f"--grad-clip and resume from {self.out}")
+        self.opt.step(self.flat, self.grad, lr_at(tc, self.step, bt.steps_per_epoch), self.step + 1)
+        self.state = new_state
+        self.step += 1
+        return loss
+
+    def stop_step(self):
+        tc, spe = self.tc, self.batches.steps_per_epoch
+        limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0) if s]
+        return min(limits) if limits else None
+
+    def validate(self):
+        if len(self.val_ids) < 2:
+            return None
+        loss, _ = evaluate(self.cfg, self.p, self.val_ids)
+        self.val_loss = loss
+        if loss < self.best_val:
+            self.best_val = loss
+            self.save(best_path(self.out))
+        return loss
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM after saving its checkpoint."""
+
+    def __init__(self, signum, step):
+        super().__init__(signal.Signals(signum).name, step)
+        self.signum, self.step = signum, step
+
+
+def _catch_signals(flag):
+    """On SIGINT/SIGTERM, note it and let the current step finish, so the checkpoint
+    written next is exactly the state after a whole step. Returns a restorer."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, lambda signum, frame: flag.append(signum))
+    return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+def run(run, progress=True, log_file=None, preview=None):
+    """Trains until a limit; checkpoints at the end, and on Ctrl-C or SIGTERM (then
+    raises Interrupted). preview(run, bar) may write a sample to stderr. Returns the run."""
+    from tqdm import tqdm
+    tc = run.tc
+    signals = []
+    restore = _catch_signals(signals)
+    stop = run.stop_step()
+    start_time, start_step = time.time(), run.step
+    logf = open(log_file, "a", encoding="utf-8") if log_file else None
+    bar = tqdm(total=stop, initial=run.step, file=sys.stderr, disable=not progress,
+               unit="step", dynamic_ncols=True, smoothing=0.1)
+    chars_per_step = tc.seq_length * tc.batch_size
+    last_t, last_step, rate = time.time(), run.step, 0.0
+    try:
+        while stop is None or run.step < stop:
+            if signals:
+                break
+            if tc.time_limit and time.time() - start_time >= tc.time_limit:
+                break
+            loss = run.train_step()
+            run.smooth = 0.99 * run.smooth + 0.01 * loss if run.step > 1 else loss
+            evaluated = run.step % tc.eval_every == 0
+            if evaluated:
+                run.validate()
+            if (tc.sample_every and run.step % tc.sample_every == 0) or \
+                    (not tc.sample_every and evaluated):
+                if preview:
+                    preview(run, bar)
+            if run.step % tc.checkpoint_every == 0:
+                run.save(run.out)
+            now = time.time()
+            if now - last_t > 0.5 or evaluated:
+                rate = (run.step - last_step) * chars_per_step / (now - last_t)
+                last_t, last_step = now, run.step
+            bar.update(1)
+            post = f"loss {run.smooth:.3f}"
+            if run.val_loss is not None:
+                post += f" val {run.val_loss:.3f}"
+            bar.set_postfix_str(post + f" {rate:,.0f} chars/s", refresh=False)
+            if logf and (run.step % tc.log_every == 0 or evaluated):
+                logf.write(json.dumps({
+                    "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
+                    "train_loss": loss, "smooth_loss": run.smooth,
+                    "val_loss": run.val_loss if evaluated else None,
+                    "lr": lr_at(tc, run.step - 1, run.batches.steps_per_epoch),
+                    "chars_per_sec": rate,
+                    "elapsed_s": run.elapsed + time.time() - start_time}) + "\n")
+                logf.flush()
+        if run.step % tc.eval_every and run.step > start_step and not signals:
+            run.validate()
+        run.elapsed += time.time() - start_time
+        run.save(run.out)
+    finally:
+        restore()
+        bar.close()
+        if logf:
+            logf.close()
+    if signals:
+        raise Interrupted(signals[0], run.step)
+    return run

@@ -1,0 +1,129 @@
+"""The Numba core against the naive reference and against central finite differences."""
+import itertools
+
+import numpy as np
+import pytest
+
+from charrnn import model
+from charrnn.model import ModelConfig
+from tests import naive
+
+CASES = list(itertools.product(["rnn", "lstm", "gru"], [1, 2], [0, 3]))
+
+
+def make(kind, layers, embed, dropout=0.0, dtype=np.float64, seed=0, V=5, H=4, T=4, N=3):
+    cfg = ModelConfig(kind=kind, vocab_size=V, hidden=H, layers=layers, embed=embed,
+                      dropout=dropout)
+    rng = np.random.default_rng(seed)
+    flat = model.init_params(cfg, rng, dtype=dtype)
+    # move every parameter away from its initial value (zeros in biases hide bugs)
+    flat += rng.normal(0, 0.3, flat.shape).astype(dtype)
+    ids = rng.integers(0, V, (T, N))
+    targets = rng.integers(0, V, (T, N))
+    state = rng.normal(0, 0.5, (layers, model.STATES[kind], N, H)).astype(dtype)
+    masks = model.dropout_masks(cfg, rng, T, N, dtype)
+    return cfg, flat, ids, targets, state, masks
+
+
+@pytest.mark.parametrize("kind,layers,embed", CASES)
+def test_forward_matches_naive(kind, layers, embed):
+    cfg, flat, ids, targets, state, _ = make(kind, layers, embed)
+    p = model.carve(flat, cfg)
+    logits, _, new_state = model.forward(cfg, p, ids, state)
+    ref_logits, ref_state = naive.forward(cfg, p, ids, state)
+    np.testing.assert_allclose(logits.reshape(ref_logits.shape), ref_logits, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(new_state, ref_state, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,layers,embed", CASES)
+def test_float32_forward_close_to_float64(kind, layers, embed):
+    cfg, flat, ids, targets, state, _ = make(kind, layers, embed)
+    p64 = model.carve(flat, cfg)
+    p32 = model.carve(flat.astype(np.float32), cfg)
+    l64, _, _ = model.forward(cfg, p64, ids, state)
+    l32, _, _ = model.forward(cfg, p32, ids, state.astype(np.float32))
+    assert l32.dtype == np.float32
+    np.testing.assert_allclose(l32, l64, rtol=1e-4, atol=1e-5)
+
+
+def check_gradients(cfg, flat, ids, targets, state, masks):
+    p = model.carve(flat, cfg)
+    grad = np.zeros_like(flat)
+    loss, _ = model.loss_and_grad(cfg, p, model.carve(grad, cfg), ids, targets, state, masks)
+
+    def f():
+        logits, _ = naive.forward(cfg, p, ids, state, masks)
+        return naive.mean_xent(logits, targets)
+
+    assert loss == pytest.approx(f(), rel=1e-12)
+    eps = 1e-6
+    num = np.zeros_like(flat)
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + eps
+        fp = f()
+        flat[k] = old - eps
+        fm = f()
+        flat[k] = old
+        num[k] = (fp - fm) / (2 * eps)
+    views_a, views_n = model.carve(grad, cfg), model.carve(num, cfg)
+    for name in views_a:
+        a, n = views_a[name], views_n[name]
+        rel = np.abs(a - n).max() / max(np.abs(a).max() + np.abs(n).max(), 1e-12)
+        assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+        assert np.abs(a).max() > 0, f"{name}: gradient is all zero, the check proves nothing"
+
+
+@pytest.mark.parametrize("kind,layers,embed", CASES)
+def test_gradients_central_differences(kind, layers, embed):
+    check_gradients(*make(kind, layers, embed))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_gradients_with_dropout(kind):
+    check_gradients(*make(kind, 2, 3, dropout=0.4))
+
+
+def test_chunked_equals_whole():
+    """Carrying the state across chunks gives the same outputs as one long chunk."""
+    cfg, flat, ids, targets, state, _ = make("lstm", 2, 3, T=6)
+    p = model.carve(flat, cfg)
+    whole, _, s_whole = model.forward(cfg, p, ids, state)
+    a, _, s = model.forward(cfg, p, ids[:2], state)
+    b, _, s = model.forward(cfg, p, ids[2:], s)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12)
+    np.testing.assert_allclose(s, s_whole, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_untrained_loss_near_uniform(kind):
+    """A new model guesses uniformly: its loss is within a few percent of ln V."""
+    V = 65
+    cfg = ModelConfig(kind=kind, vocab_size=V, hidden=128, layers=2, embed=0)
+    rng = np.random.default_rng(1)
+    p = model.carve(model.init_params(cfg, rng), cfg)
+    ids = rng.integers(0, V, (50, 8))
+    total, _ = model.chunk_loss(cfg, p, ids, rng.integers(0, V, (50, 8)), model.zero_state(cfg, 8))
+    assert abs(total / ids.size / np.log(V) - 1) < 0.03
+
+
+def test_init_forget_bias_and_orthogonal():
+    cfg = ModelConfig(kind="lstm", vocab_size=7, hidden=6, layers=2)
+    p = model.carve(model.init_params(cfg, np.random.default_rng(0), dtype=np.float64), cfg)
+    H = 6
+    for l in range(2):
+        b = p[f"L{l}.b"]
+        assert np.all(b[H:2 * H] == 1) and np.all(b[:H] == 0) and np.all(b[2 * H:] == 0)
+        for gate in range(4):
+            q = p[f"L{l}.Wh"][:, gate * H:(gate + 1) * H]
+            np.testing.assert_allclose(q.T @ q, np.eye(H), atol=1e-12)
+
+
+def test_param_layout_is_the_flat_buffer():
+    cfg = ModelConfig(kind="gru", vocab_size=11, hidden=5, layers=3, embed=4)
+    flat = np.arange(model.num_params(cfg), dtype=np.float64)
+    views = model.carve(flat, cfg)
+    assert sum(v.size for v in views.values()) == flat.size
+    assert all(np.shares_memory(v, flat) for v in views.values())
+    # V*E + (E*15 + 5*15 + 15 + 5) + 2 * (5*15 + 5*15 + 15 + 5) + 5*11 + 11
+    assert flat.size == 44 + 155 + 2 * 170 + 66
