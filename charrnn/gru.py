@@ -10,7 +10,7 @@ product stays one GEMM per step:
     ah = h_prev Wh                      (N, 3H)
     r = sigmoid(ax_r + ah_r)    z = sigmoid(ax_z + ah_z)
     n = tanh(ax_n + r * (ah_n + bhn))
-    h = (1 - z) * n + z * h_prev
+    h = (ONE - z) * n + z * h_prev
 
 bhn (H) is the recurrent bias of the candidate; it cannot be folded into b
 because r multiplies it. Memory per layer and chunk: gates T*N*3H,
@@ -19,10 +19,10 @@ ahn T*N*H (the term r multiplies, needed for dr), h T*N*H floats.
 import numpy as np
 from numba import njit
 
-from charrnn.layers import sigmoid
+from charrnn.layers import FAST, ONE, sigmoid, tanh
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def gru_forward(h, gates, ahn, xw, Wh, bhn, h0):
     """h: (T, N, H) out; gates: (T, N, 3H) out, activated r, z, n;
     ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H)."""
@@ -37,15 +37,15 @@ def gru_forward(h, gates, ahn, xw, Wh, bhn, h0):
                 r = sigmoid(xw[t, n, j] + a[n, j])
                 z = sigmoid(xw[t, n, H + j] + a[n, H + j])
                 hn = a[n, 2 * H + j] + bhn[j]
-                nt = np.tanh(xw[t, n, 2 * H + j] + r * hn)
+                nt = tanh(xw[t, n, 2 * H + j] + r * hn)
                 gates[t, n, j] = r
                 gates[t, n, H + j] = z
                 gates[t, n, 2 * H + j] = nt
                 ahn[t, n, j] = hn
-                h[t, n, j] = (1 - z) * nt + z * h_prev[n, j]
+                h[t, n, j] = (ONE - z) * nt + z * h_prev[n, j]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
     """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
     h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
@@ -63,9 +63,9 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
                 z = gates[t, n, H + j]
                 nt = gates[t, n, 2 * H + j]
                 dht = dh[t, n, j] + dh_next[n, j]
-                dan = dht * (1 - z) * (1 - nt * nt)
-                dar = dan * ahn[t, n, j] * r * (1 - r)
-                daz = dht * (h_prev[n, j] - nt) * z * (1 - z)
+                dan = dht * (ONE - z) * (ONE - nt * nt)
+                dar = dan * ahn[t, n, j] * r * (ONE - r)
+                daz = dht * (h_prev[n, j] - nt) * z * (ONE - z)
                 dax[t, n, j] = dar
                 dax[t, n, H + j] = daz
                 dax[t, n, 2 * H + j] = dan
@@ -78,7 +78,7 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
     dh0[:] = dh_next
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def gru_step(h, a, xw, bhn):
     """One step for sampling, in place. h: (N, H); a: (N, 3H) holds h_prev Wh;
     xw: (N, 3H) input projections with bias; bhn: (H,)."""
@@ -87,5 +87,5 @@ def gru_step(h, a, xw, bhn):
         for j in range(H):
             r = sigmoid(xw[n, j] + a[n, j])
             z = sigmoid(xw[n, H + j] + a[n, H + j])
-            nt = np.tanh(xw[n, 2 * H + j] + r * (a[n, 2 * H + j] + bhn[j]))
-            h[n, j] = (1 - z) * nt + z * h[n, j]
+            nt = tanh(xw[n, 2 * H + j] + r * (a[n, 2 * H + j] + bhn[j]))
+            h[n, j] = (ONE - z) * nt + z * h[n, j]

@@ -1,15 +1,55 @@
-"""Kernels shared by all cells: the nonlinearity, the fused softmax/cross-entropy,
+"""Kernels shared by all cells: the nonlinearities, the fused softmax/cross-entropy,
 and the scatter-add that is the backward of a row gather (embedding or one-hot).
 
 Dimensions: M = T*N rows (every character of a chunk), V vocabulary size.
+
+Constants are float32 (ONE, HALF): in a float32 kernel a Python literal would
+promote every expression to float64; in a float64 kernel they are exact.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
+
+ONE = np.float32(1.0)
+HALF = np.float32(0.5)
+# fast-math without nnan/ninf, so a NaN still propagates to the loss check
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# tanh(x) ~ x P(x^2) / Q(x^2) on [-7.9, 7.9], saturated outside: the rational
+# approximation used by Eigen and XLA for float32, max abs error 4e-7 (a few ulp).
+# Being plain arithmetic it vectorizes, where a call to tanhf does not.
+_TANH_CLAMP = np.float32(7.90531110763549805)
+_A = [np.float32(c) for c in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+                              5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+                              -2.76076847742355e-16)]
+_B = [np.float32(c) for c in (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+                              1.19825839466702e-06)]
+A1, A3, A5, A7, A9, A11, A13 = _A
+B0, B2, B4, B6 = _B
+
+
+def tanh(x):
+    """tanh: the rational approximation for float32, np.tanh for float64 (gradient checks)."""
+    return np.tanh(x)
+
+
+@overload(tanh, inline="always", jit_options={"fastmath": FAST})
+def _tanh(x):
+    if x == types.float32:
+        def tanh_f32(x):
+            x = min(max(x, -_TANH_CLAMP), _TANH_CLAMP)
+            x2 = x * x
+            p = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13))))))
+            q = B0 + x2 * (B2 + x2 * (B4 + x2 * B6))
+            return p / q
+        return tanh_f32
+    return lambda x: np.tanh(x)
 
 
 @njit(cache=True, inline="always")
 def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+    # the identity sigmoid(x) = (1 + tanh(x/2)) / 2 reuses the vectorizable tanh
+    return HALF + HALF * tanh(HALF * x)
 
 
 @njit(cache=True)

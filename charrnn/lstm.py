@@ -18,10 +18,10 @@ Memory per layer and chunk: gates T*N*4H + c T*N*H + h T*N*H floats.
 import numpy as np
 from numba import njit
 
-from charrnn.layers import sigmoid
+from charrnn.layers import FAST, ONE, sigmoid, tanh
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def lstm_forward(h, c, gates, xw, Wh, h0, c0):
     """h, c: (T, N, H) out; gates: (T, N, 4H) out, activated i, f, o, g.
     xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H)."""
@@ -37,17 +37,17 @@ def lstm_forward(h, c, gates, xw, Wh, h0, c0):
                 i = sigmoid(a[n, j] + xw[t, n, j])
                 f = sigmoid(a[n, H + j] + xw[t, n, H + j])
                 o = sigmoid(a[n, 2 * H + j] + xw[t, n, 2 * H + j])
-                g = np.tanh(a[n, 3 * H + j] + xw[t, n, 3 * H + j])
+                g = tanh(a[n, 3 * H + j] + xw[t, n, 3 * H + j])
                 gates[t, n, j] = i
                 gates[t, n, H + j] = f
                 gates[t, n, 2 * H + j] = o
                 gates[t, n, 3 * H + j] = g
                 ct = f * c_prev[n, j] + i * g
                 c[t, n, j] = ct
-                h[t, n, j] = o * np.tanh(ct)
+                h[t, n, j] = o * tanh(ct)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT):
     """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
     dh0, dc0: (N, H) out, gradient of the initial state.
@@ -65,20 +65,20 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT):
                 f = gates[t, n, H + j]
                 o = gates[t, n, 2 * H + j]
                 g = gates[t, n, 3 * H + j]
-                tc = np.tanh(c[t, n, j])
+                tc = tanh(c[t, n, j])
                 dht = dh[t, n, j] + dh_next[n, j]
-                dct = dc_next[n, j] + dht * o * (1 - tc * tc)
-                da[t, n, j] = dct * g * i * (1 - i)
-                da[t, n, H + j] = dct * c_prev[n, j] * f * (1 - f)
-                da[t, n, 2 * H + j] = dht * tc * o * (1 - o)
-                da[t, n, 3 * H + j] = dct * i * (1 - g * g)
+                dct = dc_next[n, j] + dht * o * (ONE - tc * tc)
+                da[t, n, j] = dct * g * i * (ONE - i)
+                da[t, n, H + j] = dct * c_prev[n, j] * f * (ONE - f)
+                da[t, n, 2 * H + j] = dht * tc * o * (ONE - o)
+                da[t, n, 3 * H + j] = dct * i * (ONE - g * g)
                 dc_next[n, j] = dct * f
         np.dot(da[t], WhT, dh_next)
     dh0[:] = dh_next
     dc0[:] = dc_next
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def lstm_step(h, c, a, xw):
     """One step for sampling, in place. h, c: (N, H) state; a: (N, 4H) holds
     h_prev Wh on entry; xw: (N, 4H) input projections with bias."""
@@ -88,6 +88,6 @@ def lstm_step(h, c, a, xw):
             i = sigmoid(a[n, j] + xw[n, j])
             f = sigmoid(a[n, H + j] + xw[n, H + j])
             o = sigmoid(a[n, 2 * H + j] + xw[n, 2 * H + j])
-            g = np.tanh(a[n, 3 * H + j] + xw[n, 3 * H + j])
+            g = tanh(a[n, 3 * H + j] + xw[n, 3 * H + j])
             c[n, j] = f * c[n, j] + i * g
-            h[n, j] = o * np.tanh(c[n, j])
+            h[n, j] = o * tanh(c[n, j])

@@ -12,8 +12,10 @@ Memory per layer and chunk: h T*N*H floats.
 import numpy as np
 from numba import njit
 
+from charrnn.layers import FAST, ONE, tanh
 
-@njit(cache=True)
+
+@njit(cache=True, fastmath=FAST)
 def rnn_forward(h, xw, Wh, h0):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
     Wh: (H, H); h0: (N, H)."""
@@ -23,10 +25,10 @@ def rnn_forward(h, xw, Wh, h0):
         np.dot(h0 if t == 0 else h[t - 1], Wh, a)
         for n in range(N):
             for j in range(H):
-                h[t, n, j] = np.tanh(a[n, j] + xw[t, n, j])
+                h[t, n, j] = tanh(a[n, j] + xw[t, n, j])
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def rnn_backward(da, dh0, dh, h, WhT):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
     dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
@@ -37,16 +39,16 @@ def rnn_backward(da, dh0, dh, h, WhT):
         for n in range(N):
             for j in range(H):
                 ht = h[t, n, j]
-                da[t, n, j] = (dh[t, n, j] + dh_next[n, j]) * (1 - ht * ht)
+                da[t, n, j] = (dh[t, n, j] + dh_next[n, j]) * (ONE - ht * ht)
         np.dot(da[t], WhT, dh_next)
     dh0[:] = dh_next
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FAST)
 def rnn_step(h, a, xw):
     """One step for sampling, in place. h: (N, H); a: (N, H) holds h_prev Wh;
     xw: (N, H) input projections with bias."""
     N, H = h.shape
     for n in range(N):
         for j in range(H):
-            h[n, j] = np.tanh(a[n, j] + xw[n, j])
+            h[n, j] = tanh(a[n, j] + xw[n, j])
