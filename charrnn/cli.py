@@ -1,5 +1,6 @@
 """The command line: parses options and hands over to the package. Kept thin and
 fast to import: numba-using modules are imported inside the commands."""
+import contextlib
 import json
 import math
 import os
@@ -13,17 +14,42 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_con
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
 
 
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
+def _help_command(e):
+    """'charrnn --help' or 'charrnn train --help', whatever name the program was run under."""
+    names, ctx = [], getattr(e, "ctx", None)
+    while ctx is not None and ctx.parent is not None:
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["charrnn", *names, "--help"])
+
+
+class PipeClosed(Exception):
+    """stdout's reader went away (| head); raised instead of BrokenPipeError, which
+    click's main turns into exit status 1 even with standalone_mode=False."""
+
+
 class Group(click.Group):
     """Every error is one line on stderr: usage errors exit 2, runtime errors 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise PipeClosed() from None
 
     def main(self, *args, **kwargs):
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
+        except NO_ARGS_IS_HELP as e:
+            click.echo(e.format_message(), err=True)  # bare 'charrnn': the help, not an error
+            sys.exit(e.exit_code)
         except click.ClickException as e:
-            cmd = f"charrnn {e.ctx.info_name} --help" if getattr(e, "ctx", None) else "charrnn --help"
-            click.echo(f"charrnn: error: {e.format_message()} (see '{cmd}')", err=True)
+            click.echo(f"charrnn: error: {e.format_message()} (see '{_help_command(e)}')", err=True)
             sys.exit(e.exit_code)
         except click.Abort:
             click.echo("charrnn: aborted", err=True)
@@ -31,7 +57,7 @@ class Group(click.Group):
         except CharrnnError as e:
             click.echo(f"charrnn: error: {e}", err=True)
             sys.exit(1)
-        except BrokenPipeError:
+        except (BrokenPipeError, PipeClosed):
             # the reader went away (| head): stop quietly; the dup2 keeps Python's
             # final flush of stdout from raising again at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -91,6 +117,8 @@ Examples:
               help="Stop after this many seconds; 0: no limit.")
 @click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               help="Fraction at the end of the text held out for validation.")
+@click.option("--val-chars", type=click.IntRange(0), default=200_000,
+              help="Validate on the first this many held-out characters; 0: all.")
 @click.option("--eval-every", type=click.IntRange(1), default=200, help="Steps between validations.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000, help="Steps between checkpoints.")
 @click.option("--sample-every", type=click.IntRange(0), default=0,
@@ -101,8 +129,9 @@ Examples:
 @click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
 @click.option("--log", "log_file", type=click.Path(), default=None, help="Append JSON Lines progress here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, previews or summary.")
+@click.option("--no-lock", is_flag=True, help="Let another run write the same checkpoint at once.")
 @click.pass_context
-def train(ctx, files, output, log_file, quiet, resume, encoding, **opts):
+def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, **opts):
     """Train a model on FILES (text; '-' reads standard input)."""
     from charrnn import checkpoint, train as tr
     from charrnn.data import read_text
@@ -139,8 +168,11 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, **opts):
         say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
             f"{spe:,} steps of {tc.batch_size}x{tc.seq_length} per epoch; seed {tc.seed}"
             + (f"; resuming at step {run.step:,}" if ck else ""))
+    for w in run.warnings:
+        say(f"charrnn: warning: {w}")
     try:
-        tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
+        with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
+            tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
     except tr.Interrupted as e:
         say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
             f"(continue with --resume {output})")

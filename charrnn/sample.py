@@ -7,8 +7,8 @@ The first layer's input projection for every character is precomputed once as a
 table (V, G) = embed.W @ L0.Wx + L0.b (or L0.Wx + L0.b for one-hot input), so a
 step of layer 0 is a row lookup. sample_chunk runs K steps per call and the
 Python side streams each chunk out as soon as it is made.
-Randomness comes in as coins: uniform numbers drawn by the caller from a seeded
-generator, so the same seed gives the same text.
+Randomness comes in as coins: uniform numbers drawn by the caller from seeded
+generators (one per sample), so the same seed gives the same text.
 """
 import numpy as np
 from numba import njit
@@ -126,7 +126,9 @@ class Sampler:
         """Yields (K, N) arrays of new ids until length characters per sample are made.
         prime_ids (P >= 1,) conditions the state; its last character is the first input."""
         from charrnn.model import zero_state
-        rng = np.random.default_rng(seed)
+        # one generator per sample, spawned from the seed: sample n is the same text
+        # whatever num_samples is, and whatever the chunk size
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_samples)]
         state = zero_state(self.cfg, num_samples)
         prime_ids = np.asarray(prime_ids, dtype=np.int64)
         feed(prime_ids[:-1], state, *self.weights)
@@ -135,7 +137,7 @@ class Sampler:
         while made < length:
             K = min(chunk, length - made)
             out = np.empty((K, num_samples), dtype=np.int64)
-            coins = rng.random((K, num_samples))
+            coins = np.stack([r.random(K) for r in rngs], axis=1)
             sample_chunk(out, tok, state, coins, *self.weights, self.Wy, self.by,
                          float(temperature), int(top_k), bool(greedy))
             made += K

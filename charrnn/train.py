@@ -37,6 +37,7 @@ class TrainConfig:
     epochs: float = 10          # total epochs; 0: no limit
     time_limit: float = 0       # seconds of this invocation; 0: no limit
     val_frac: float = 0.1       # last fraction of the text held out for validation
+    val_chars: int = 200_000    # validate on the first this many held-out characters; 0: all
     eval_every: int = 200       # steps between validation runs
     checkpoint_every: int = 1000  # steps between checkpoint writes
     sample_every: int = 0       # steps between previews on stderr; 0: with every validation
@@ -75,8 +76,8 @@ def check_writable(path):
 class Run:
     """One training run: its data, model, optimizer and progress."""
 
-    def __init__(self, text, out, cfg, tc, resume=None, log=print):
-        self.out, self.tc, self.log = out, tc, log
+    def __init__(self, text, out, cfg, tc, resume=None):
+        self.out, self.tc = out, tc
         if resume is not None:
             vocab = resume.vocab
             ids = encode(text, vocab, "the training text")
@@ -99,6 +100,7 @@ class Run:
         self.state = zero_state(cfg, tc.batch_size)
         self.step, self.best_val, self.val_loss, self.smooth = 0, math.inf, None, math.log(len(vocab))
         self.elapsed = 0.0
+        self.warnings = []  # for the user, on resume
         if resume is not None:
             self._restore(resume)
 
@@ -114,7 +116,13 @@ class Run:
         st = ck.arrays.get("state/train")
         if st is not None and st.shape == self.state.shape:
             self.state[:] = st
+        else:
+            self.warnings.append("the batch size differs from the checkpoint's: the carried "
+                                 "hidden state starts again from zero")
         m = ck.meta
+        if m.get("train_chars") not in (None, len(self.train_ids)):
+            self.warnings.append(f"the training text has {len(self.train_ids):,} characters, the "
+                                 f"checkpoint's had {m['train_chars']:,}: not an exact resume")
         self.step = int(m.get("step", 0))
         self.best_val = m.get("best_val_loss") or math.inf
         self.val_loss = m.get("val_loss")
@@ -171,7 +179,8 @@ class Run:
     def validate(self):
         if len(self.val_ids) < 2:
             return None
-        loss, _ = evaluate(self.cfg, self.p, self.val_ids)
+        ids = self.val_ids[:self.tc.val_chars] if self.tc.val_chars else self.val_ids
+        loss, _ = evaluate(self.cfg, self.p, ids)
         self.val_loss = loss
         if loss < self.best_val:
             self.best_val = loss
@@ -209,7 +218,8 @@ def run(run, progress=True, log_file=None, preview=None):
     start_time, start_step = time.time(), run.step
     logf = open(log_file, "a", encoding="utf-8") if log_file else None
     bar = tqdm(total=stop, initial=run.step, file=sys.stderr, disable=not progress,
-               unit="step", dynamic_ncols=True, smoothing=0.1)
+               unit="step", dynamic_ncols=True, smoothing=0.1,
+               mininterval=0.1 if sys.stderr.isatty() else 15)  # a log file gets a line now and then
     chars_per_step = tc.seq_length * tc.batch_size
     last_t, last_step, rate = time.time(), run.step, 0.0
     try:
@@ -230,7 +240,9 @@ def run(run, progress=True, log_file=None, preview=None):
             if run.step % tc.checkpoint_every == 0:
                 run.save(run.out)
             now = time.time()
-            if now - last_t > 0.5 or evaluated:
+            if run.step == start_step + 1:  # the first step compiles or loads kernels: not counted
+                last_t, last_step = now, run.step
+            elif now - last_t > 0.5 or evaluated:
                 rate = (run.step - last_step) * chars_per_step / (now - last_t)
                 last_t, last_step = now, run.step
             bar.update(1)

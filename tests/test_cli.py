@@ -1,0 +1,320 @@
+"""The command line: help, streams, exit statuses and one-line errors.
+
+Most tests run the CLI in-process with click's CliRunner (fast); the ones about the
+process itself (imports, pipes, the installed entry point) run a subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from charrnn import __version__, checkpoint, synth
+from charrnn.cli import cli
+
+TINY = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-length", "16",
+        "--max-steps", "20", "--eval-every", "10"]
+# non-ASCII characters, so that lengths in characters and in bytes differ
+TEXT = synth.generate(5000, seed=2).replace("cat", "càt✓")
+PRIME = "the càt✓"
+
+
+def charrnn(*args, input=None):
+    """Runs the CLI in-process; returns (exit status, stdout, stderr)."""
+    res = CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=True)
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exc_info
+    return res.exit_code, res.stdout, res.stderr
+
+
+def run(*args, input=None, **kw):
+    """Runs `python -m charrnn` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], input=input,
+                          capture_output=True, **kw)
+
+
+def assert_one_line_error(code, out, err, status=(1, 2), contains=""):
+    assert code in status, (code, err)
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("charrnn: error: "), err
+    assert contains in lines[0], err
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "m.npz"
+    code, _, err = charrnn("train", corpus, "-o", out, *TINY, "--seed", "1", "-q")
+    assert code == 0, err
+    return out
+
+
+# -- help and version ------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"], ["info"]])
+def test_help_has_examples(command):
+    code, out, err = charrnn(*command, "--help")
+    assert code == 0 and err == ""
+    assert "Examples:" in out and "charrnn " in out.split("Examples:")[1]
+
+
+def test_every_command_is_covered_by_the_help_test():
+    assert set(cli.commands) == {"train", "sample", "eval", "info"}
+
+
+def test_version():
+    code, out, _ = charrnn("--version")
+    assert code == 0 and out.strip() == f"charrnn, version {__version__}"
+    p = run("-V")
+    assert p.returncode == 0 and __version__ in p.stdout.decode()
+
+
+def test_help_does_not_import_numba():
+    code = ("import sys\nfrom charrnn.cli import cli\n"
+            "try:\n    cli(['--help'], prog_name='charrnn')\nexcept SystemExit:\n    pass\n"
+            "try:\n    cli(['train', '--help'], prog_name='charrnn')\nexcept SystemExit:\n    pass\n"
+            "print('NUMBA', sorted(m for m in sys.modules if m.split('.')[0] == 'numba' "
+            "or m in ('charrnn.model', 'charrnn.sample', 'charrnn.train')), file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "Examples:" in p.stdout
+    assert p.stderr.strip().endswith("NUMBA []"), p.stderr
+
+
+def test_bare_command_shows_the_help():
+    code, out, err = charrnn()
+    assert code in (0, 2)
+    assert "Usage:" in out + err and "charrnn: error" not in err
+
+
+def test_unknown_command_points_at_the_top_help():
+    code, out, err = charrnn("bogus")
+    assert_one_line_error(code, out, err, status=(2,), contains="(see 'charrnn --help')")
+
+
+# -- the product on stdout ----------------------------------------------------------
+
+def test_end_to_end_train_sample_eval_info(corpus, tmp_path):
+    out = tmp_path / "e2e.npz"
+    log = tmp_path / "log.jsonl"
+    p = run("train", corpus, "-o", out, *TINY, "--seed", "3", "--log", log, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ""  # training talks on stderr only
+    assert "parameters" in p.stderr and "ln V" in p.stderr and "saved" in p.stderr
+    assert out.exists() and (tmp_path / "e2e.best.npz").exists() and log.read_text()
+
+    p = run("sample", out, "--prime", PRIME, "--length", "300", "--seed", "1")
+    assert p.returncode == 0 and p.stderr == b""
+    text = p.stdout.decode("utf-8")
+    assert text.startswith(PRIME) and text.endswith("\n")
+    assert len(text) == len(PRIME) + 300 + 1
+    assert set(text[len(PRIME):-1]) <= set(TEXT)
+
+    p = run("eval", out, corpus, "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert {"loss_nats", "bits_per_char", "chars"} <= set(res)
+    assert res["bits_per_char"] == pytest.approx(res["loss_nats"] / np.log(2))
+    assert 0 < res["loss_nats"] < np.log(len(set(TEXT))) + 0.1
+    assert res["chars"] > 0.95 * len(TEXT)
+
+    p = run("info", out, text=True)
+    assert p.returncode == 0 and "step 20" in p.stdout and "lstm" in p.stdout
+
+
+def test_sample_stdout_is_only_the_text(ckpt):
+    code, out, err = charrnn("sample", ckpt, "--prime", PRIME, "--length", "257", "--seed", "4")
+    assert code == 0 and err == ""
+    assert out.startswith(PRIME) and out.endswith("\n") and len(out) == len(PRIME) + 257 + 1
+    again = charrnn("sample", ckpt, "--prime", PRIME, "--length", "257", "--seed", "4")[1]
+    assert again == out
+
+
+def test_sample_without_prime_is_not_echoed(ckpt):
+    code, out, _ = charrnn("sample", ckpt, "--length", "50", "--seed", "4")
+    assert code == 0 and len(out) == 51 and out.endswith("\n")
+    code, out, _ = charrnn("sample", ckpt, "--length", "0", "--prime", "ab")
+    assert code == 0 and out == "ab\n"
+
+
+def test_sample_prime_file(ckpt, tmp_path):
+    prime = tmp_path / "prime.txt"
+    prime.write_text("a (b)\n", encoding="utf-8")
+    code, out, _ = charrnn("sample", ckpt, "--prime-file", prime, "--length", "40", "--seed", "2")
+    assert code == 0 and out.startswith("a (b)\n") and len(out) == 6 + 40 + 1
+    same = charrnn("sample", ckpt, "--prime", "a (b)\n", "--length", "40", "--seed", "2")[1]
+    assert same == out
+
+
+def test_num_samples_layout(ckpt):
+    code, out, _ = charrnn("sample", ckpt, "--prime", PRIME, "--length", "60", "--num-samples", "3",
+                           "--separator", "<SEP>", "--seed", "5")
+    assert code == 0 and out.endswith("\n")
+    parts = out[:-1].split("<SEP>")
+    assert len(parts) == 3
+    for part in parts:
+        assert part.startswith(PRIME) and len(part) == len(PRIME) + 60
+    assert len(set(parts)) == 3
+
+
+def test_argmax_ignores_the_seed(ckpt):
+    a = charrnn("sample", ckpt, "--argmax", "--length", "80", "--seed", "1")[1]
+    b = charrnn("sample", ckpt, "--argmax", "--length", "80", "--seed", "2")[1]
+    assert a == b and len(a) == 81
+
+
+def test_eval_and_info_json(ckpt, corpus):
+    code, out, _ = charrnn("eval", ckpt, corpus, "--json")
+    assert code == 0
+    res = json.loads(out)
+    assert {"loss_nats", "bits_per_char", "chars"} <= set(res)
+    code, out, _ = charrnn("eval", ckpt, corpus)
+    assert code == 0 and "bits/char" in out
+    code, out, _ = charrnn("info", ckpt, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["step"] == 20 and info["config"]["hidden"] == 16
+    assert info["vocab_size"] == len(set(TEXT)) and info["format_version"] == 1
+
+
+def test_train_from_stdin(tmp_path):
+    out = tmp_path / "stdin.npz"
+    code, stdout, err = charrnn("train", "-", "-o", out, *TINY, "--seed", "1", "-q",
+                                input=TEXT.encode("utf-8"))
+    assert code == 0, err
+    assert stdout == ""
+    ck = checkpoint.load(out)
+    assert ck.vocab == sorted(set(TEXT)) and ck.meta["step"] == 20
+
+
+def test_sample_into_head_is_quiet(ckpt, tmp_path):
+    err = tmp_path / "err.txt"
+    cmd = (f'"{sys.executable}" -m charrnn sample "{ckpt}" --length 100000 --seed 1 2>"{err}" '
+           f'| head -c 100 >/dev/null; exit "${{PIPESTATUS[0]}}"')
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
+    assert err.read_text() == ""
+    assert p.returncode == 0
+
+
+def test_same_seed_same_checkpoint(corpus, tmp_path):
+    params = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        out = tmp_path / f"{name}.npz"
+        code, _, err = charrnn("train", corpus, "-o", out, *TINY, "--seed", seed, "--dropout", "0.1",
+                               "-q")
+        assert code == 0, err
+        params.append(checkpoint.load(out).params)
+    a, b, c = params
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_resume_continues_the_run(corpus, tmp_path):
+    out = tmp_path / "r.npz"
+    assert charrnn("train", corpus, "-o", out, *TINY, "--seed", "1", "-q")[0] == 0
+    code, _, err = charrnn("train", corpus, "--resume", out, "-o", out, "--max-steps", "30", "-q")
+    assert code == 0, err
+    ck = checkpoint.load(out)
+    assert ck.meta["step"] == 30 and ck.config.hidden == 16 and ck.meta["train"]["seed"] == 1
+
+
+# -- errors ---------------------------------------------------------------------------
+
+def test_output_folder_missing_is_reported_before_training(corpus, tmp_path):
+    # no -q: anything training prints would show up on stderr
+    code, out, err = charrnn("train", corpus, "-o", tmp_path / "no" / "m.npz", *TINY)
+    assert_one_line_error(code, out, err, status=(1,), contains="does not exist")
+    # before the text is even read
+    code, out, err = charrnn("train", tmp_path / "missing.txt", "-o", tmp_path / "no" / "m.npz")
+    assert_one_line_error(code, out, err, status=(1,), contains="output folder")
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bad.txt").write_bytes(b"ok\xfe\xffno")
+    (tmp_path / "notck.npz").write_text("I am not a checkpoint\n")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "one.txt").write_text("aaaaaaaaaaaa")
+    (tmp_path / "unseen.txt").write_text("a ZQ€ a", encoding="utf-8")
+    return tmp_path
+
+
+TRAIN_ERRORS = [
+    (["missing.txt"], 1, "cannot read"),
+    (["dir"], 1, "is a directory"),
+    (["empty.txt"], 1, "empty"),
+    (["bad.txt"], 1, "at byte 2"),
+    (["one.txt"], 1, "fewer than 2 distinct"),
+    (["{corpus}", "--hidden", "0"], 2, "--hidden"),
+    (["{corpus}", "--layers", "0"], 2, "--layers"),
+    (["{corpus}", "--lr", "0"], 2, "--lr"),
+    (["{corpus}", "--batch-size", "1000"], 1, "too short"),
+    (["{corpus}", "--model", "transformer"], 2, "--model"),
+    (["{corpus}", "--encoding", "klingon"], 1, "unknown encoding"),
+    (["{corpus}", "--resume", "{ckpt}", "--hidden", "32"], 1, "--hidden 32 contradicts"),
+    (["{corpus}", "--resume", "{ckpt}", "--model", "gru"], 1, "--model gru contradicts"),
+    (["{corpus}", "--resume", "notck.npz"], 1, "checkpoint"),
+    (["{corpus}", "-o", "dir"], 1, "is a directory"),
+]
+
+
+@pytest.mark.parametrize("args,status,contains", TRAIN_ERRORS)
+def test_train_errors(args, status, contains, bad_files, corpus, ckpt, monkeypatch):
+    monkeypatch.chdir(bad_files)
+    args = [a.format(corpus=corpus, ckpt=ckpt) for a in args]
+    if "-o" not in args:
+        args += ["-o", "out.npz"]
+    code, out, err = charrnn("train", "--max-steps", "2", "--batch-size", "4", *args)
+    assert_one_line_error(code, out, err, status=(status,), contains=contains)
+    assert not (bad_files / "out.npz").exists()
+
+
+SAMPLE_ERRORS = [
+    (["sample", "{ckpt}", "--temperature", "0"], 2, "--temperature"),
+    (["sample", "{ckpt}", "--length", "-1"], 2, "--length"),
+    (["sample", "{ckpt}", "--top-k", "-1"], 2, "--top-k"),
+    (["sample", "{ckpt}", "--num-samples", "0"], 2, "--num-samples"),
+    (["sample", "{ckpt}", "--prime", "XYZ€"], 1, "'X' 'Y' 'Z' '€'"),
+    (["sample", "{ckpt}", "--prime", "a", "--prime-file", "one.txt"], 2, "not both"),
+    (["sample", "{ckpt}", "--prime-file", "missing.txt"], 1, "cannot read"),
+    (["sample", "missing.npz"], 1, "does not exist"),
+    (["sample", "dir"], 1, "is a directory"),
+    (["sample", "notck.npz"], 1, "charrnn checkpoint"),
+    (["sample", "other.npz"], 1, "charrnn"),
+    (["sample", "bad.txt"], 1, "checkpoint"),
+    (["eval", "notck.npz", "one.txt"], 1, "checkpoint"),
+    (["eval", "{ckpt}", "empty.txt"], 1, "at least 2 characters"),
+    (["eval", "{ckpt}", "missing.txt"], 1, "cannot read"),
+    (["eval", "{ckpt}", "bad.txt"], 1, "not valid utf-8"),
+    (["eval", "{ckpt}", "unseen.txt"], 1, "3 character(s) not in the model's vocabulary"),
+    (["info", "notck.npz"], 1, "checkpoint"),
+    (["info", "empty.txt"], 1, "checkpoint"),
+]
+
+
+@pytest.mark.parametrize("args,status,contains", SAMPLE_ERRORS)
+def test_sample_eval_info_errors(args, status, contains, bad_files, ckpt, monkeypatch):
+    monkeypatch.chdir(bad_files)
+    code, out, err = charrnn(*[a.format(ckpt=ckpt) for a in args])
+    assert_one_line_error(code, out, err, status=(status,), contains=contains)
+
+
+def test_errors_from_the_installed_command(tmp_path):
+    """The same one-line error through a real process (no CliRunner in between)."""
+    p = run("train", tmp_path / "missing.txt", "-o", tmp_path / "m.npz", text=True)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.startswith("charrnn: error: cannot read") and p.stderr.count("\n") == 1
+    p = run("sample", tmp_path, "--temperature", "0", text=True,
+            env=dict(os.environ, NO_COLOR="1"))
+    assert p.returncode == 2 and p.stderr.startswith("charrnn: error: ")
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1

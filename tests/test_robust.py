@@ -1,0 +1,167 @@
+"""Nothing lost, nothing crashes: kill -9 during training, signals, damaged
+checkpoints (a fuzz loop), and the lock on a checkpoint path."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from charrnn import CharrnnError, checkpoint, synth
+from charrnn.model import ModelConfig
+from charrnn.train import Run, TrainConfig, run
+
+TINY = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--seq-length", "16", "--seed", "1",
+        "--epochs", "0"]
+
+
+def charrnn(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "charrnn", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "synth.txt"
+    path.write_text(synth.generate(20000, seed=3))
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("ck") / "good.npz")
+    cfg = ModelConfig(kind="gru", hidden=8, layers=2, embed=4)
+    tc = TrainConfig(batch_size=2, seq_length=8, max_steps=3, eval_every=2, seed=0)
+    run(Run(synth.generate(2000), path, cfg, tc), progress=False)
+    return path
+
+
+def test_kill9_at_random_moments_never_damages_the_checkpoint(tmp_path, corpus):
+    """20 runs killed with SIGKILL at random moments, most while writing a checkpoint
+    every step: the checkpoint on disk always loads, and the next run resumes from it
+    (so the lock a killed run held never blocks)."""
+    out = str(tmp_path / "m.npz")
+    rng = np.random.default_rng(0)
+    steps, kills_while_training = [], 0
+    for _ in range(20):
+        resume = ["--resume", out] if os.path.exists(out) else []
+        p = charrnn("train", str(corpus), "-o", out, *TINY, "--checkpoint-every", "1",
+                    "--eval-every", "7", "--max-steps", "1000000", "-q", *resume)
+        time.sleep(rng.uniform(1.0, 3.0))
+        p.kill()
+        p.communicate()
+        assert p.returncode == -signal.SIGKILL, "the run ended before it was killed"
+        if os.path.exists(out):
+            step = checkpoint.load(out).meta["step"]  # raises if the file were torn
+            kills_while_training += bool(steps) and step > steps[-1]
+            steps.append(step)
+    assert len(steps) >= 15 and kills_while_training >= 10, (steps, kills_while_training)
+    assert steps == sorted(steps)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")], "temporary files left behind"
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_and_exits_nonzero(tmp_path, corpus, sig, code):
+    out = str(tmp_path / "m.npz")
+    p = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "1000000",
+                "--checkpoint-every", "1000000", "--eval-every", "1000000")
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until training runs: the progress bar shows steps
+        time.sleep(0.5)
+        if os.path.exists(out + ".lock"):
+            break
+    time.sleep(1.5)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "saved" in err and "--resume" in err and "Traceback" not in err
+    ck = checkpoint.load(out)
+    assert ck.meta["step"] > 0
+
+
+def mutations(blob, meta, arrays, rng):
+    """Yields damaged variants of a checkpoint: raw byte damage and structured damage."""
+    kind = rng.integers(6)
+    b = bytearray(blob)
+    if kind == 0:  # flip bytes
+        for i in rng.integers(0, len(b), rng.integers(1, 9)):
+            b[i] ^= int(rng.integers(1, 256))
+        return bytes(b)
+    if kind == 1:  # truncate
+        return bytes(b[:rng.integers(0, len(b))])
+    if kind == 2:  # insert junk
+        i = rng.integers(0, len(b))
+        return bytes(b[:i] + rng.bytes(int(rng.integers(1, 64))) + b[i:])
+    # structured: valid zip, wrong contents
+    m = json.loads(json.dumps(meta))
+    a = dict(arrays)
+    if kind == 3:
+        keys = list(m) + [f"config.{k}" for k in m["config"]]
+        key = keys[rng.integers(len(keys))]
+        value = [None, -1, 0, 10 ** 12, 1.5, "x", [], {}, True, "lstm", [1, 2]][rng.integers(11)]
+        if key.startswith("config."):
+            m["config"][key[7:]] = value
+        else:
+            m[key] = value
+    elif kind == 4:
+        names = list(a)
+        name = names[rng.integers(len(names))]
+        choice = rng.integers(4)
+        if choice == 0:
+            del a[name]
+        elif choice == 1:
+            a[name] = a[name].reshape(-1)[:-1] if a[name].size > 1 else np.zeros(3, np.float32)
+        elif choice == 2:
+            a[name] = a[name].astype(np.int32)
+        else:
+            a[name] = np.full(a[name].shape, np.nan, np.float32)
+    else:
+        return None  # an object array, which must never be unpickled
+    return m, a
+
+
+def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint):
+    blob = open(good_checkpoint, "rb").read()
+    with np.load(good_checkpoint) as z:
+        arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    meta = checkpoint.load(good_checkpoint).meta
+    rng = np.random.default_rng(1234)
+    path = str(tmp_path / "fuzz.npz")
+    outcomes = {"refused": 0, "loaded": 0}
+    for case in range(1000):
+        m = mutations(blob, meta, arrays, rng)
+        if isinstance(m, bytes):
+            with open(path, "wb") as f:
+                f.write(m)
+        elif m is None:
+            np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                     **{"param/out.W": np.array([{"evil": 1}], dtype=object)})
+        else:
+            mm, aa = m
+            np.savez(path, __meta__=np.frombuffer(json.dumps(mm).encode(), np.uint8), **aa)
+        try:
+            ck = checkpoint.load(path)
+        except CharrnnError as e:
+            assert "\n" not in str(e)
+            outcomes["refused"] += 1
+            continue
+        # what loads must be usable: every parameter present, finite, the right shape
+        from charrnn.sample import Sampler
+        text = Sampler(ck.config, ck.params, ck.vocab).text(ck.vocab[0], 5, seed=0)
+        assert len(text) == 5
+        outcomes["loaded"] += 1
+    assert outcomes["refused"] >= 800, outcomes
+
+
+def test_second_run_on_the_same_path_is_refused_until_the_first_ends(tmp_path):
+    path = str(tmp_path / "m.npz")
+    with checkpoint.Lock(path):
+        with pytest.raises(CharrnnError, match="another charrnn run"):
+            with checkpoint.Lock(path):
+                pass
+    with checkpoint.Lock(path):  # released: free again
+        pass
+    assert not os.path.exists(path + ".lock")

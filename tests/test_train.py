@@ -1,0 +1,192 @@
+"""train.py: the loop learns, the schedule, checkpoints, exact resume, NaN stop, the log."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from charrnn import CharrnnError, checkpoint, synth
+from charrnn import train as tr
+from charrnn.evaluate import evaluate
+from charrnn.model import ModelConfig
+
+TEXT = synth.generate(5000, seed=3)
+TINY = dict(seq_length=16, batch_size=4, lr=1e-2, eval_every=10, checkpoint_every=1000, seed=1)
+
+
+def make_run(path, resume=None, text=TEXT, kind="lstm", dropout=0.0, **train):
+    tc = tr.TrainConfig(**dict(TINY, **train))
+    if resume is not None:
+        ck = checkpoint.load(resume)
+        tc = tr.TrainConfig.from_dict(dict(ck.meta["train"], **train))
+        return tr.Run(text, str(path), ck.config, tc, resume=ck)
+    cfg = ModelConfig(kind=kind, hidden=16, layers=1, dropout=dropout)
+    return tr.Run(text, str(path), cfg, tc)
+
+
+def test_loss_goes_down(tmp_path):
+    run = make_run(tmp_path / "m.npz", max_steps=150)
+    before, _ = evaluate(run.cfg, run.p, run.val_ids)
+    assert before == pytest.approx(math.log(run.cfg.vocab_size), abs=0.1)  # ~ uniform at init
+    losses = [run.train_step() for _ in range(150)]
+    after, _ = evaluate(run.cfg, run.p, run.val_ids)
+    assert np.mean(losses[-20:]) < losses[0] - 0.5
+    assert after < before - 0.5
+
+
+def test_lr_schedule_values():
+    tc = tr.TrainConfig(lr=0.01, warmup=4, lr_decay=0.5)
+    spe = 10
+    assert tr.lr_at(tc, 0, spe) == pytest.approx(0.01 * 0.25)
+    assert tr.lr_at(tc, 1, spe) == pytest.approx(0.01 * 0.5 * 0.5 ** 0.1)
+    assert tr.lr_at(tc, 3, spe) == pytest.approx(0.01 * 0.5 ** 0.3)
+    assert tr.lr_at(tc, 10, spe) == pytest.approx(0.005)
+    assert tr.lr_at(tc, 20, spe) == pytest.approx(0.0025)
+    flat = tr.TrainConfig(lr=0.02, lr_decay=1.0)
+    assert {tr.lr_at(flat, s, 7) for s in range(30)} == {0.02}
+
+
+def final_params(path):
+    ck = checkpoint.load(path)
+    return ck, {k: v for k, v in ck.params.items()}
+
+
+@pytest.mark.parametrize("kind,dropout,optimizer", [("lstm", 0.0, "adam"), ("gru", 0.3, "rmsprop"),
+                                                     ("rnn", 0.2, "adagrad")])
+def test_resume_is_bitwise_identical(tmp_path, kind, dropout, optimizer):
+    """N steps straight == N/2, save, load, resume, N/2 more: same weights, bit for bit.
+    N crosses an epoch boundary (the state reset) and validations happen on the way."""
+    text = TEXT[:1200]  # 1080 training chars: 16 steps of 4x16 per epoch
+    kw = dict(text=text, kind=kind, dropout=dropout, optimizer=optimizer, warmup=5)
+    straight = make_run(tmp_path / "a.npz", max_steps=40, **kw)
+    assert straight.batches.steps_per_epoch < 40
+    tr.run(straight, progress=False)
+    half = make_run(tmp_path / "b.npz", max_steps=20, **kw)
+    tr.run(half, progress=False)
+    resumed = make_run(tmp_path / "b.npz", resume=tmp_path / "b.npz", text=text, max_steps=40)
+    assert resumed.step == 20
+    tr.run(resumed, progress=False)
+    a, pa = final_params(tmp_path / "a.npz")
+    b, pb = final_params(tmp_path / "b.npz")
+    assert a.meta["step"] == b.meta["step"] == 40
+    for name in pa:
+        assert np.array_equal(pa[name], pb[name]), name
+    for key in a.arrays:
+        if key.startswith(("opt/", "state/")):
+            assert np.array_equal(a.arrays[key], b.arrays[key]), key
+    assert a.meta["rng"] == b.meta["rng"]
+    assert a.meta["val_loss"] == b.meta["val_loss"]
+
+
+def test_checkpoint_every_writes(tmp_path, monkeypatch):
+    saved = []
+    real = checkpoint.save
+
+    def spy(path, params, meta, extra=None):
+        saved.append((path, meta["step"]))
+        real(path, params, meta, extra)
+
+    monkeypatch.setattr(checkpoint, "save", spy)
+    out = str(tmp_path / "m.npz")
+    run = make_run(out, max_steps=12, checkpoint_every=5, eval_every=100)
+    tr.run(run, progress=False)
+    best = tr.best_path(out)
+    assert [s for p, s in saved if p == out] == [5, 10, 12]
+    assert [s for p, s in saved if p == best] == [12]  # the one validation, at the end
+    ck = checkpoint.load(out)
+    assert ck.meta["step"] == 12 and ck.meta["train"]["checkpoint_every"] == 5
+
+
+def test_best_checkpoint_holds_the_lowest_validation_loss(tmp_path):
+    out = str(tmp_path / "m.npz")
+    run = make_run(out, max_steps=60, eval_every=10)
+    vals = []
+    real = run.validate
+    run.validate = lambda: vals.append(real()) or vals[-1]
+    tr.run(run, progress=False)
+    assert len(vals) == 6
+    assert tr.best_path(out) == str(tmp_path / "m.best.npz")
+    best = checkpoint.load(tr.best_path(out))
+    assert best.meta["val_loss"] == min(vals) == run.best_val
+    assert best.meta["step"] == 10 * (1 + vals.index(min(vals)))
+    loss, _ = evaluate(best.config, best.params, run.val_ids)
+    assert loss == pytest.approx(min(vals), rel=1e-6)
+    assert checkpoint.load(out).meta["best_val_loss"] == min(vals)
+
+
+def test_nan_loss_stops_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "m.npz"
+    tr.run(make_run(out, max_steps=6), progress=False)
+    before = out.read_bytes()
+    real = tr.loss_and_grad
+    calls = []
+
+    def poisoned(cfg, p, g, x, y, state, masks=None):
+        loss, new_state = real(cfg, p, g, x, y, state, masks)
+        calls.append(1)
+        return (float("nan") if len(calls) == 3 else loss), new_state
+
+    monkeypatch.setattr(tr, "loss_and_grad", poisoned)
+    run = make_run(out, resume=out, max_steps=20, checkpoint_every=100)
+    flat_before = run.flat.copy()
+    with pytest.raises(CharrnnError, match=r"the loss became nan at step 9 .*resume from"):
+        tr.run(run, progress=False)
+    assert out.read_bytes() == before
+    assert run.step == 8
+    assert np.all(np.isfinite(run.flat)) and not np.array_equal(run.flat, flat_before)
+
+
+def test_nan_gradient_stops_too(tmp_path, monkeypatch):
+    out = tmp_path / "m.npz"
+    real = tr.loss_and_grad
+
+    def poisoned(cfg, p, g, x, y, state, masks=None):
+        loss, new_state = real(cfg, p, g, x, y, state, masks)
+        g["out.b"][0] = np.inf
+        return loss, new_state
+
+    monkeypatch.setattr(tr, "loss_and_grad", poisoned)
+    run = make_run(out, max_steps=5)
+    flat = run.flat.copy()
+    with pytest.raises(CharrnnError, match="at step 1 "):
+        tr.run(run, progress=False)
+    assert np.array_equal(run.flat, flat)  # the bad step was not applied
+    assert not out.exists()
+
+
+def test_jsonl_log(tmp_path):
+    log = tmp_path / "log.jsonl"
+    run = make_run(tmp_path / "m.npz", max_steps=25, eval_every=10, warmup=3)
+    tr.run(run, progress=False, log_file=str(log))
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in recs] == [10, 20]
+    keys = {"step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed_s"}
+    spe = run.batches.steps_per_epoch
+    for r in recs:
+        assert keys <= set(r)
+        assert r["epoch"] == pytest.approx(r["step"] / spe)
+        assert r["lr"] == pytest.approx(tr.lr_at(run.tc, r["step"] - 1, spe))
+        assert math.isfinite(r["train_loss"]) and r["val_loss"] is not None
+        assert r["chars_per_sec"] >= 0 and r["elapsed_s"] > 0
+    # appended, not overwritten
+    run2 = make_run(tmp_path / "m.npz", resume=tmp_path / "m.npz", max_steps=30)
+    tr.run(run2, progress=False, log_file=str(log))
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [10, 20, 30]
+
+
+def test_seed_fixes_the_run(tmp_path):
+    a = make_run(tmp_path / "a.npz", max_steps=8, dropout=0.2)
+    b = make_run(tmp_path / "b.npz", max_steps=8, dropout=0.2)
+    c = make_run(tmp_path / "c.npz", max_steps=8, dropout=0.2, seed=2)
+    for r in (a, b, c):
+        tr.run(r, progress=False)
+    assert np.array_equal(a.flat, b.flat)
+    assert not np.array_equal(a.flat, c.flat)
+
+
+def test_check_writable(tmp_path):
+    with pytest.raises(CharrnnError, match="does not exist"):
+        tr.check_writable(str(tmp_path / "no" / "m.npz"))
+    with pytest.raises(CharrnnError, match="is a directory"):
+        tr.check_writable(str(tmp_path))
+    tr.check_writable(str(tmp_path / "m.npz"))
