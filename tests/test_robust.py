@@ -43,14 +43,20 @@ def test_kill9_at_random_moments_never_damages_the_checkpoint(tmp_path, corpus):
     """20 runs killed with SIGKILL at random moments, most while writing a checkpoint
     every step: the checkpoint on disk always loads, and the next run resumes from it
     (so the lock a killed run held never blocks)."""
-    out = str(tmp_path / "m.npz")
+    out, log = str(tmp_path / "m.npz"), tmp_path / "log.jsonl"
+    log.touch()
     rng = np.random.default_rng(0)
     steps, kills_while_training = [], 0
     for _ in range(20):
         resume = ["--resume", out] if os.path.exists(out) else []
+        size = log.stat().st_size
         p = charrnn("train", str(corpus), "-o", out, *TINY, "--checkpoint-every", "1",
-                    "--eval-every", "7", "--max-steps", "1000000", "-q", *resume)
-        time.sleep(rng.uniform(1.0, 3.0))
+                    "--eval-every", "7", "--max-steps", "1000000", "-q", "--log", str(log),
+                    *resume)
+        deadline = time.time() + 60
+        while log.stat().st_size == size and time.time() < deadline:
+            time.sleep(0.01)  # until it has trained a few steps: the log grows every 10
+        time.sleep(rng.uniform(0.0, 0.5))
         p.kill()
         p.communicate()
         assert p.returncode == -signal.SIGKILL, "the run ended before it was killed"
@@ -58,7 +64,7 @@ def test_kill9_at_random_moments_never_damages_the_checkpoint(tmp_path, corpus):
             step = checkpoint.load(out).meta["step"]  # raises if the file were torn
             kills_while_training += bool(steps) and step > steps[-1]
             steps.append(step)
-    assert len(steps) >= 15 and kills_while_training >= 10, (steps, kills_while_training)
+    assert len(steps) == 20 and kills_while_training >= 15, (steps, kills_while_training)
     assert steps == sorted(steps)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")], "temporary files left behind"
 
