@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test demo corpora clean
+.PHONY: help install test demo corpora bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -31,6 +31,14 @@ demo: $(STAMP)  ## build the Shakespeare corpus, train a small LSTM (~90 s), pri
 		--model lstm --layers 1 --hidden 128 --seq-length 50 --batch-size 50 \
 		--time-limit 90 --eval-every 100 --seed 1
 	$(VENV)/bin/charrnn sample demo/shakespeare.npz --temperature 0.8 --length 600 --seed 1
+
+bench: $(STAMP)  ## time training and sampling (PEER=torch: side by side with PyTorch 2.13.0)
+ifeq ($(PEER),torch)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+endif
+	@# this machine sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for old OpenBLAS builds; they
+	@# slow current numpy, so benchmarks run without them (tests and CI keep them)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
 
 clean:  ## remove the virtual environment, caches, built corpora and demo models
 	rm -rf $(VENV) demo .pytest_cache .hypothesis *.egg-info build dist

@@ -33,6 +33,10 @@ def read_text(paths, encoding="utf-8"):
             raise CharrnnError(f"{path} is a directory; give text files (or - for standard input)")
         except OSError as e:
             raise CharrnnError(f"cannot read {path}: {e.strerror}")
+        nul = raw.find(b"\0") if encoding.replace("-", "").lower() in ("utf8", "latin1", "ascii") else -1
+        if nul >= 0:  # valid UTF-8, but no text has NULs: a binary file given by mistake
+            raise CharrnnError(f"{path} looks binary (NUL byte at offset {nul}); charrnn trains "
+                               f"on text files")
         try:
             parts.append(raw.decode(encoding))
         except UnicodeDecodeError as e:

@@ -246,6 +246,8 @@ def bad_files(tmp_path):
     (tmp_path / "dir").mkdir()
     (tmp_path / "one.txt").write_text("aaaaaaaaaaaa")
     (tmp_path / "unseen.txt").write_text("a ZQ€ a", encoding="utf-8")
+    (tmp_path / "binary.bin").write_bytes(b"text at first\n" + bytes(range(256)) * 4)
+    (tmp_path / "nul.txt").write_bytes(b"ab\x00cd" * 100)
     return tmp_path
 
 
@@ -255,6 +257,9 @@ TRAIN_ERRORS = [
     (["empty.txt"], 1, "empty"),
     (["bad.txt"], 1, "at byte 2"),
     (["one.txt"], 1, "fewer than 2 distinct"),
+    (["binary.bin"], 1, "binary"),
+    (["nul.txt"], 1, "NUL byte at offset 2"),
+    (["unseen.txt", "--resume", "{ckpt}"], 1, "not in the model's vocabulary"),
     (["{corpus}", "--hidden", "0"], 2, "--hidden"),
     (["{corpus}", "--layers", "0"], 2, "--layers"),
     (["{corpus}", "--lr", "0"], 2, "--lr"),

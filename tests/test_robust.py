@@ -171,3 +171,40 @@ def test_second_run_on_the_same_path_is_refused_until_the_first_ends(tmp_path):
     with checkpoint.Lock(path):  # released: free again
         pass
     assert not os.path.exists(path + ".lock")
+
+
+def test_a_text_of_thousands_of_distinct_characters_trains_and_samples(tmp_path):
+    """A Chinese-sized vocabulary (3,000 code points, ids in uint16)."""
+    rng = np.random.default_rng(0)
+    chars = [chr(0x4E00 + i) for i in range(3000)]
+    text = "".join(chars) + "".join(rng.choice(chars, 20000))  # every character at least once
+    corpus = tmp_path / "zh.txt"
+    corpus.write_text(text, encoding="utf-8")
+    out = str(tmp_path / "zh.npz")
+    p = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "5", "--embed", "8", "-q")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    ck = checkpoint.load(out)
+    assert len(ck.vocab) == 3000 and ck.params["out.W"].shape == (16, 3000)
+    p = charrnn("sample", out, "--length", "50", "--seed", "1")
+    text_out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and len(text_out) == 51 and set(text_out[:-1]) <= set(chars), err
+
+
+def test_a_second_run_on_the_same_checkpoint_is_refused(tmp_path, corpus):
+    out = str(tmp_path / "m.npz")
+    first = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "1000000", "-q")
+    deadline = time.time() + 60
+    while not os.path.exists(out + ".lock") and time.time() < deadline:
+        time.sleep(0.05)
+    second = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "5", "-q")
+    _, err = second.communicate(timeout=60)
+    first.terminate()
+    first.communicate(timeout=60)
+    assert second.returncode == 1 and err.startswith("charrnn: error: another charrnn run (pid")
+    assert err.count("\n") == 1
+    # the first run's checkpoint is intact, and now a new run may write it
+    assert checkpoint.load(out).meta["step"] > 0
+    again = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "2", "-q")
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err

@@ -1,0 +1,206 @@
+"""Training and sampling throughput of charrnn, optionally side by side with PyTorch.
+
+    python benchmarks/bench.py                      # charrnn alone
+    python benchmarks/bench.py --peer torch         # and PyTorch, alternating, with ratios
+    python benchmarks/bench.py --models lstm --hidden 128 256 --repeats 5
+
+Every measurement runs in a fresh process (so peak RSS is that model's alone),
+after warm-up steps that absorb compilation. The setting is the one torch-rnn
+published: batch 50, sequence 50, 2 layers, a learned embedding of size H, Adam,
+gradient clipping at 5, on tiny Shakespeare. GFLOP/s counts the recurrent and
+input GEMMs of forward and backward: 2 * 3 * (D + H) * G per character and layer
+with D = H, i.e. 48 H^2 per layer for LSTM (G = 4H), 36 H^2 for GRU, 12 H^2 for RNN.
+The results are medians over --repeats runs; charrnn and the peer alternate, so
+the noise of a shared machine hits both alike.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+CORPORA = [os.path.join(HERE, "..", "..", "shared", "corpora", "tinyshakespeare.txt"),
+           os.path.join(HERE, "..", "corpora", "shakespeare.txt")]
+
+
+def corpus_path():
+    for p in CORPORA:
+        if os.path.exists(p):
+            return os.path.abspath(p)
+    sys.exit("bench: no corpus; put tinyshakespeare.txt in ../shared/corpora or run 'make corpora'")
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- one measurement, in a child process -------------------------------------------
+
+def child_charrnn(kind, H, steps, warmup, sample_chars):
+    import numpy as np
+    from charrnn.model import ModelConfig
+    from charrnn.sample import Sampler
+    from charrnn.train import Run, TrainConfig
+    text = open(corpus_path(), encoding="utf-8").read()
+    cfg = ModelConfig(kind=kind, hidden=H, layers=2, embed=H)
+    run = Run(text, os.devnull, cfg, TrainConfig(batch_size=50, seq_length=50, seed=0))
+    for _ in range(warmup):
+        run.train_step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        run.train_step()
+    train_s = time.perf_counter() - t
+    s = Sampler(run.cfg, run.p, run.vocab)
+    prime = np.array([0])
+    for _ in s.generate(prime, 50, seed=0):  # compile / warm up
+        pass
+    t = time.perf_counter()
+    for _ in s.generate(prime, sample_chars, seed=0):
+        pass
+    sample_s = time.perf_counter() - t
+    return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb()}
+
+
+def child_torch(kind, H, steps, warmup, sample_chars):
+    import numpy as np
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    text = open(corpus_path(), encoding="utf-8").read()
+    vocab = sorted(set(text))
+    ids = torch.tensor(np.searchsorted(np.array([ord(c) for c in vocab]),
+                                       np.frombuffer(text.encode("utf-32-le"), np.uint32)))
+    V, N, T = len(vocab), 50, 50
+    ids = ids[:int(len(ids) * 0.9)]
+    streams = ids[:len(ids) // N * N].view(N, -1)
+    rnn_cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(V, H)
+            self.rnn = rnn_cls(H, H, 2)
+            self.out = torch.nn.Linear(H, V)
+
+        def forward(self, x, h):
+            y, h = self.rnn(self.embed(x), h)
+            return self.out(y), h
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    h = None
+
+    def step(k):
+        nonlocal h
+        x = streams[:, k * T:k * T + T].T.contiguous()
+        y = streams[:, k * T + 1:k * T + T + 1].T.contiguous()
+        if h is not None:  # truncated BPTT: carry the state, cut the graph
+            h = tuple(a.detach() for a in h) if isinstance(h, tuple) else h.detach()
+        logits, h = net(x, h)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+
+    for k in range(warmup):
+        step(k)
+    t = time.perf_counter()
+    for k in range(warmup, warmup + steps):
+        step(k)
+    train_s = time.perf_counter() - t
+    with torch.no_grad():  # the per-step sampling loop a PyTorch user writes
+        def sample(n):
+            x, hs = torch.zeros(1, 1, dtype=torch.long), None
+            for _ in range(n):
+                logits, hs = net(x, hs)
+                x = torch.multinomial(torch.softmax(logits[0, 0], -1), 1).view(1, 1)
+        sample(50)
+        t = time.perf_counter()
+        sample(sample_chars)
+        sample_s = time.perf_counter() - t
+    return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb()}
+
+
+# -- the driver -----------------------------------------------------------------
+
+def measure(impl, kind, H, args):
+    cmd = [sys.executable, __file__, "--child", impl, kind, str(H), str(args.steps),
+           str(args.warmup), str(args.sample_chars)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        sys.exit(f"bench: {impl} {kind} {H} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def command_seconds(argv, repeats=5):
+    """Median wall time of a whole command (startup included)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--peer", choices=["torch"], default=None)
+    ap.add_argument("--models", nargs="+", default=["rnn", "lstm", "gru"])
+    ap.add_argument("--hidden", nargs="+", type=int, default=[128, 256, 512])
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per run")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--sample-chars", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        impl, kind, H, steps, warmup, chars = args.child
+        f = child_charrnn if impl == "charrnn" else child_torch
+        print(json.dumps(f(kind, int(H), int(steps), int(warmup), int(chars))))
+        return
+    impls = ["charrnn"] + ([args.peer] if args.peer else [])
+    print(f"# charrnn benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, corpus "
+          f"{os.path.basename(corpus_path())}; batch 50 x seq 50, 2 layers, embedding H, Adam")
+    print(f"# medians of {args.repeats} runs of {args.steps} steps; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    head = "| model | impl | train chars/s | ms/minibatch | GFLOP/s | sample chars/s | peak RSS MB |"
+    print(head + (" train ratio | sample ratio |" if args.peer else ""))
+    print("|" + "---|" * (head.count("|") - 1 + (2 if args.peer else 0)))
+    chars = 50 * 50 * args.steps
+    for kind in args.models:
+        for H in args.hidden:
+            runs = {i: [] for i in impls}
+            for _ in range(args.repeats):
+                for impl in impls:  # alternate, so drifts in machine load hit both
+                    runs[impl].append(measure(impl, kind, H, args))
+            rows = {}
+            for impl in impls:
+                tr = statistics.median(r["train_s"] for r in runs[impl])
+                sa = statistics.median(r["sample_s"] for r in runs[impl])
+                rss = statistics.median(r["rss_mb"] for r in runs[impl])
+                flops = 2 * 3 * 2 * H * GATES[kind] * H * 2 * chars
+                rows[impl] = (chars / tr, tr / args.steps * 1e3, flops / tr / 1e9,
+                              args.sample_chars / sa, rss)
+            for impl in impls:
+                cps, ms, gf, scps, rss = rows[impl]
+                line = (f"| {kind} 2x{H} | {impl} | {cps:,.0f} | {ms:.1f} | {gf:.1f} | "
+                        f"{scps:,.0f} | {rss:.0f} |")
+                if args.peer:
+                    peer = rows[args.peer]
+                    line += (f" {cps / peer[0]:.2f}x | {scps / peer[3]:.2f}x |" if impl == "charrnn"
+                             else " | |")
+                print(line, flush=True)
+    exe = [sys.executable, "-m", "charrnn"]
+    print(f"\n`charrnn --help`: {command_seconds(exe + ['--help']) * 1e3:.0f} ms wall (median of 5)")
+
+
+if __name__ == "__main__":
+    main()
