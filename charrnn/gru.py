@@ -22,30 +22,35 @@ from numba import njit
 from charrnn.layers import FAST, ONE, sigmoid, tanh
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def gru_forward(h, gates, ahn, xw, Wh, bhn, h0):
     """h: (T, N, H) out; gates: (T, N, 3H) out, activated r, z, n;
     ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H)."""
     T, N, G = xw.shape
-    H = G // 3
     a = np.empty((N, G), dtype=xw.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
         np.dot(h_prev, Wh, a)
         for n in range(N):
-            for j in range(H):
-                r = sigmoid(xw[t, n, j] + a[n, j])
-                z = sigmoid(xw[t, n, H + j] + a[n, H + j])
-                hn = a[n, 2 * H + j] + bhn[j]
-                nt = tanh(xw[t, n, 2 * H + j] + r * hn)
-                gates[t, n, j] = r
-                gates[t, n, H + j] = z
-                gates[t, n, 2 * H + j] = nt
-                ahn[t, n, j] = hn
-                h[t, n, j] = (ONE - z) * nt + z * h_prev[n, j]
+            gru_cell(h[t, n], gates[t, n], ahn[t, n], a[n], xw[t, n], bhn, h_prev[n])
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
+def gru_cell(h, gates, ahn, a, xw, bhn, h_prev):
+    """One stream, one step, on rows; short loops so that each vectorizes."""
+    H = h.shape[0]
+    for j in range(2 * H):
+        gates[j] = sigmoid(a[j] + xw[j])
+    for j in range(H):
+        hn = a[2 * H + j] + bhn[j]
+        ahn[j] = hn
+        nt = tanh(xw[2 * H + j] + gates[j] * hn)
+        gates[2 * H + j] = nt
+        z = gates[H + j]
+        h[j] = (ONE - z) * nt + z * h_prev[j]
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
     """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
     h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
@@ -56,29 +61,29 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
     dh_next = np.zeros((N, H), dtype=dax.dtype)
     dh_rec = np.empty((N, H), dtype=dax.dtype)  # np.dot cannot accumulate into its output
     for t in range(T - 1, -1, -1):
-        h_prev = h0 if t == 0 else h[t - 1]
         for n in range(N):
+            g, dx, dhh = gates[t, n], dax[t, n], dah[t, n]
+            h_prev = h0[n] if t == 0 else h[t - 1, n]
+            dhn, dht, hn = dh_next[n], dh[t, n], ahn[t, n]
             for j in range(H):
-                r = gates[t, n, j]
-                z = gates[t, n, H + j]
-                nt = gates[t, n, 2 * H + j]
-                dht = dh[t, n, j] + dh_next[n, j]
-                dan = dht * (ONE - z) * (ONE - nt * nt)
-                dar = dan * ahn[t, n, j] * r * (ONE - r)
-                daz = dht * (h_prev[n, j] - nt) * z * (ONE - z)
-                dax[t, n, j] = dar
-                dax[t, n, H + j] = daz
-                dax[t, n, 2 * H + j] = dan
-                dah[t, n, j] = dar
-                dah[t, n, H + j] = daz
-                dah[t, n, 2 * H + j] = dan * r
-                dh_next[n, j] = dht * z  # the direct path z * h_prev
+                r, z, nt = g[j], g[H + j], g[2 * H + j]
+                dhj = dht[j] + dhn[j]
+                dan = dhj * (ONE - z) * (ONE - nt * nt)
+                dar = dan * hn[j] * r * (ONE - r)
+                daz = dhj * (h_prev[j] - nt) * z * (ONE - z)
+                dx[j] = dar
+                dx[H + j] = daz
+                dx[2 * H + j] = dan
+                dhh[j] = dar
+                dhh[H + j] = daz
+                dhh[2 * H + j] = dan * r
+                dhn[j] = dhj * z  # the direct path z * h_prev
         np.dot(dah[t], WhT, dh_rec)
         dh_next += dh_rec
     dh0[:] = dh_next
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def gru_step(h, a, xw, bhn):
     """One step for sampling, in place. h: (N, H); a: (N, 3H) holds h_prev Wh;
     xw: (N, 3H) input projections with bias; bhn: (H,)."""

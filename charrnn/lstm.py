@@ -21,33 +21,36 @@ from numba import njit
 from charrnn.layers import FAST, ONE, sigmoid, tanh
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def lstm_forward(h, c, gates, xw, Wh, h0, c0):
     """h, c: (T, N, H) out; gates: (T, N, 4H) out, activated i, f, o, g.
     xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H)."""
     T, N, G = xw.shape
-    H = G // 4
     a = np.empty((N, G), dtype=xw.dtype)  # the only buffer; nothing is allocated per step
     for t in range(T):
-        h_prev = h0 if t == 0 else h[t - 1]
-        c_prev = c0 if t == 0 else c[t - 1]
-        np.dot(h_prev, Wh, a)
+        np.dot(h0 if t == 0 else h[t - 1], Wh, a)
         for n in range(N):
-            for j in range(H):
-                i = sigmoid(a[n, j] + xw[t, n, j])
-                f = sigmoid(a[n, H + j] + xw[t, n, H + j])
-                o = sigmoid(a[n, 2 * H + j] + xw[t, n, 2 * H + j])
-                g = tanh(a[n, 3 * H + j] + xw[t, n, 3 * H + j])
-                gates[t, n, j] = i
-                gates[t, n, H + j] = f
-                gates[t, n, 2 * H + j] = o
-                gates[t, n, 3 * H + j] = g
-                ct = f * c_prev[n, j] + i * g
-                c[t, n, j] = ct
-                h[t, n, j] = o * tanh(ct)
+            lstm_cell(h[t, n], c[t, n], gates[t, n], a[n], xw[t, n],
+                      c0[n] if t == 0 else c[t - 1, n])
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
+def lstm_cell(h, c, gates, a, xw, c_prev):
+    """One stream, one step, on rows: gates (4H,) = activations of a + xw; c, h (H,).
+    Two simple loops rather than one: each reads and writes few arrays, so LLVM
+    vectorizes them (one fused loop over eight strided arrays ran 5x slower)."""
+    H = h.shape[0]
+    for j in range(3 * H):
+        gates[j] = sigmoid(a[j] + xw[j])
+    for j in range(3 * H, 4 * H):
+        gates[j] = tanh(a[j] + xw[j])
+    for j in range(H):
+        ct = gates[H + j] * c_prev[j] + gates[j] * gates[3 * H + j]
+        c[j] = ct
+        h[j] = gates[2 * H + j] * tanh(ct)
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT):
     """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
     dh0, dc0: (N, H) out, gradient of the initial state.
@@ -58,27 +61,26 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT):
     dh_next = np.zeros((N, H), dtype=da.dtype)  # carried back through h_prev Wh
     dc_next = np.zeros((N, H), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):
-        c_prev = c0 if t == 0 else c[t - 1]
         for n in range(N):
+            g, d = gates[t, n], da[t, n]
+            c_prev = c0[n] if t == 0 else c[t - 1, n]
+            dhn, dcn, ct, dht = dh_next[n], dc_next[n], c[t, n], dh[t, n]
             for j in range(H):
-                i = gates[t, n, j]
-                f = gates[t, n, H + j]
-                o = gates[t, n, 2 * H + j]
-                g = gates[t, n, 3 * H + j]
-                tc = tanh(c[t, n, j])
-                dht = dh[t, n, j] + dh_next[n, j]
-                dct = dc_next[n, j] + dht * o * (ONE - tc * tc)
-                da[t, n, j] = dct * g * i * (ONE - i)
-                da[t, n, H + j] = dct * c_prev[n, j] * f * (ONE - f)
-                da[t, n, 2 * H + j] = dht * tc * o * (ONE - o)
-                da[t, n, 3 * H + j] = dct * i * (ONE - g * g)
-                dc_next[n, j] = dct * f
+                i, f, o, gg = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
+                tc = tanh(ct[j])
+                dhj = dht[j] + dhn[j]
+                dcj = dcn[j] + dhj * o * (ONE - tc * tc)
+                d[j] = dcj * gg * i * (ONE - i)
+                d[H + j] = dcj * c_prev[j] * f * (ONE - f)
+                d[2 * H + j] = dhj * tc * o * (ONE - o)
+                d[3 * H + j] = dcj * i * (ONE - gg * gg)
+                dcn[j] = dcj * f
         np.dot(da[t], WhT, dh_next)
     dh0[:] = dh_next
     dc0[:] = dc_next
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def lstm_step(h, c, a, xw):
     """One step for sampling, in place. h, c: (N, H) state; a: (N, 4H) holds
     h_prev Wh on entry; xw: (N, 4H) input projections with bias."""

@@ -11,7 +11,7 @@ BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "adagrad": ("v",), "sgd": ()}
 EPS = 1e-8
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_update(w, dw, m, v, lr, t, beta1=0.9, beta2=0.999):
     c1 = 1.0 - beta1 ** t
     c2 = 1.0 - beta2 ** t
@@ -21,27 +21,27 @@ def adam_update(w, dw, m, v, lr, t, beta1=0.9, beta2=0.999):
         w[k] -= lr * (m[k] / c1) / (np.sqrt(v[k] / c2) + EPS)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rmsprop_update(w, dw, v, lr, decay=0.95):
     for k in range(w.size):
         v[k] = decay * v[k] + (1 - decay) * dw[k] * dw[k]
         w[k] -= lr * dw[k] / (np.sqrt(v[k]) + EPS)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adagrad_update(w, dw, v, lr):
     for k in range(w.size):
         v[k] += dw[k] * dw[k]
         w[k] -= lr * dw[k] / (np.sqrt(v[k]) + EPS)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd_update(w, dw, lr):
     for k in range(w.size):
         w[k] -= lr * dw[k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def clip_global_norm(dw, max_norm):
     """Scales dw in place so that its L2 norm is at most max_norm; returns the norm
     before clipping (float64 accumulation, so it does not overflow in float32)."""

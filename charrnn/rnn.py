@@ -15,7 +15,7 @@ from numba import njit
 from charrnn.layers import FAST, ONE, tanh
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def rnn_forward(h, xw, Wh, h0):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
     Wh: (H, H); h0: (N, H)."""
@@ -28,7 +28,7 @@ def rnn_forward(h, xw, Wh, h0):
                 h[t, n, j] = tanh(a[n, j] + xw[t, n, j])
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def rnn_backward(da, dh0, dh, h, WhT):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
     dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
@@ -44,7 +44,7 @@ def rnn_backward(da, dh0, dh, h, WhT):
     dh0[:] = dh_next
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def rnn_step(h, a, xw):
     """One step for sampling, in place. h: (N, H); a: (N, H) holds h_prev Wh;
     xw: (N, H) input projections with bias."""

@@ -9,6 +9,12 @@ step of layer 0 is a row lookup. sample_chunk runs K steps per call and the
 Python side streams each chunk out as soon as it is made.
 Randomness comes in as coins: uniform numbers drawn by the caller from seeded
 generators (one per sample), so the same seed gives the same text.
+
+Beam search runs the W beams as a batch of N = W states: each step expands every
+beam by every character, keeps the W best of the W*V candidates by their sum of
+log-probabilities, and reorders the states to follow their parents. Back-pointers
+(T, W) are kept and the best continuation is traced back at the end, so it cannot
+stream. Stop cuts the texts at a delimiter as they arrive, chunk by chunk.
 """
 import numpy as np
 from numba import njit
@@ -21,7 +27,7 @@ from charrnn.rnn import rnn_step
 KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a):
     """Feeds the characters tok (N,) to the model: state (L, S, N, H) in place.
     xw, a: (N, G) scratch buffers."""
@@ -43,21 +49,40 @@ def advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a):
             gru_step(state[l, 0], a, xw, bhns[l])
 
 
-@njit(cache=True)
-def choose(logits, temperature, top_k, greedy, coin, probs):
-    """Index drawn from softmax(logits / temperature), restricted to the top_k
-    largest logits when 0 < top_k < V (ties at the k-th value are kept); argmax if greedy."""
+@njit(cache=True, error_model="numpy")
+def choose(logits, temperature, top_k, top_p, greedy, coin, probs, work):
+    """Index drawn from softmax(logits / temperature), restricted first to the top_k
+    largest logits when 0 < top_k < V, then, when top_p < 1, to the nucleus: the
+    fewest most likely of those left whose probability adds up to at least top_p of
+    theirs. Ties at either cut are kept. argmax if greedy.
+    probs, work: (V,) float64 scratch."""
     V = logits.shape[0]
     if greedy:
         return np.argmax(logits)
     floor = -np.inf
     if 0 < top_k < V:
-        floor = np.sort(logits)[V - top_k]
+        work[:] = logits
+        work.sort()
+        floor = work[V - top_k]
     mx = np.max(logits)
     total = 0.0
     for v in range(V):
         probs[v] = np.exp((logits[v] - mx) / temperature) if logits[v] >= floor else 0.0
         total += probs[v]
+    if top_p < 1.0:
+        work[:] = probs
+        work.sort()
+        j = V - 1
+        acc = work[j]
+        while acc < top_p * total and j > 0:  # j > 0: rounding can leave acc short
+            j -= 1
+            acc += work[j]
+        pmin = work[j]
+        total = 0.0
+        for v in range(V):
+            if probs[v] < pmin:
+                probs[v] = 0.0
+            total += probs[v]
     u = coin * total
     acc = 0.0
     last = 0
@@ -70,9 +95,9 @@ def choose(logits, temperature, top_k, greedy, coin, probs):
     return last  # u within rounding of total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sample_chunk(out, tok, state, coins, kind, table0, Wxs, Whs, bs, bhns, Wy, by,
-                 temperature, top_k, greedy):
+                 temperature, top_k, top_p, greedy):
     """out: (K, N) generated ids; tok: (N,) the last character of each sample, not
     yet fed, updated in place; coins: (K, N) uniform in [0, 1)."""
     K, N = out.shape
@@ -83,16 +108,18 @@ def sample_chunk(out, tok, state, coins, kind, table0, Wxs, Whs, bs, bhns, Wy, b
     a = np.empty((N, G), dtype=table0.dtype)
     logits = np.empty((N, V), dtype=table0.dtype)
     probs = np.empty(V, dtype=np.float64)
+    work = np.empty(V, dtype=np.float64)
     for k in range(K):
         advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
         np.dot(state[L - 1, 0], Wy, logits)
         for n in range(N):
             logits[n] += by
-            tok[n] = choose(logits[n], temperature, top_k, greedy, coins[k, n], probs)
+            tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
+                            probs, work)
             out[k, n] = tok[n]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def feed(ids, state, kind, table0, Wxs, Whs, bs, bhns):
     """Conditions state (L, S, N, H) on the characters ids (P,), the same for every sample."""
     N = state.shape[2]
@@ -103,6 +130,73 @@ def feed(ids, state, kind, table0, Wxs, Whs, bs, bhns):
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
         advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+
+
+@njit(cache=True, error_model="numpy")
+def log_softmax(logp, logits):
+    """logp (V,) float64 out: log softmax(logits)."""
+    mx = np.max(logits)
+    s = 0.0
+    for v in range(logits.shape[0]):
+        s += np.exp(logits[v] - mx)
+    lse = mx + np.log(s)
+    for v in range(logits.shape[0]):
+        logp[v] = logits[v] - lse
+
+
+@njit(cache=True, error_model="numpy")
+def beam_select(scores, parent, char, cand):
+    """The W best of the candidates cand (W, V), best first, into scores, parent and
+    char (W,). Ties go to the lower beam, then the lower character, so width 1 is
+    argmax. Slots left over when fewer than W are finite stay -inf (dead beams)."""
+    W, V = cand.shape
+    scores[:] = -np.inf
+    parent[:] = 0
+    char[:] = 0
+    for w in range(W):
+        for v in range(V):
+            c = cand[w, v]
+            if c > scores[W - 1]:  # insertion into the sorted W kept
+                j = W - 1
+                while j > 0 and scores[j - 1] < c:
+                    scores[j], parent[j], char[j] = scores[j - 1], parent[j - 1], char[j - 1]
+                    j -= 1
+                scores[j], parent[j], char[j] = c, w, v
+
+
+@njit(cache=True, error_model="numpy")
+def beam_search(parents, chars, scores, tok, state, kind, table0, Wxs, Whs, bs, bhns, Wy, by):
+    """T steps of beam search over W beams. parents, chars: (T, W) out, the beam each
+    step's survivor came from and the character it added; scores (W,): sums of
+    log-probabilities, in and out; tok (W,), state (L, S, W, H): in and out."""
+    T, W = parents.shape
+    L, G, V = state.shape[0], table0.shape[1], by.shape[0]
+    xw = np.empty((W, G), dtype=table0.dtype)
+    a = np.empty((W, G), dtype=table0.dtype)
+    logits = np.empty((W, V), dtype=table0.dtype)
+    cand = np.empty((W, V), dtype=np.float64)
+    spare = np.empty_like(state)
+    for t in range(T):
+        advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+        np.dot(state[L - 1, 0], Wy, logits)
+        for w in range(W):
+            logits[w] += by
+            log_softmax(cand[w], logits[w])
+            cand[w] += scores[w]
+        beam_select(scores, parents[t], chars[t], cand)
+        for w in range(W):
+            spare[:, :, w] = state[:, :, parents[t, w]]
+            tok[w] = chars[t, w]
+        state[:] = spare
+
+
+@njit(cache=True, error_model="numpy")
+def beam_backtrack(out, parents, chars):
+    """out (T,): the characters of the final beam 0 (the best), traced back through parents."""
+    w = 0
+    for t in range(parents.shape[0] - 1, -1, -1):
+        out[t] = chars[t, w]
+        w = parents[t, w]
 
 
 class Sampler:
@@ -122,7 +216,7 @@ class Sampler:
         self.weights = (KINDS[cfg.kind], self.table0, self.Wxs, self.Whs, self.bs, self.bhns)
 
     def generate(self, prime_ids, length, num_samples=1, temperature=1.0, top_k=0,
-                 greedy=False, seed=None, chunk=128):
+                 greedy=False, seed=None, chunk=128, top_p=1.0):
         """Yields (K, N) arrays of new ids until length characters per sample are made.
         prime_ids (P >= 1,) conditions the state; its last character is the first input."""
         from charrnn.model import zero_state
@@ -139,9 +233,28 @@ class Sampler:
             out = np.empty((K, num_samples), dtype=np.int64)
             coins = np.stack([r.random(K) for r in rngs], axis=1)
             sample_chunk(out, tok, state, coins, *self.weights, self.Wy, self.by,
-                         float(temperature), int(top_k), bool(greedy))
+                         float(temperature), int(top_k), float(top_p), bool(greedy))
             made += K
             yield out
+
+    def beam(self, prime_ids, length, width):
+        """The most likely continuation of length characters that a beam of width finds,
+        as (ids (length,), its log-probability). Exact when width >= V ** (length - 1).
+        Scored with the model's own probabilities (temperature 1)."""
+        from charrnn.model import zero_state
+        prime_ids = np.asarray(prime_ids, dtype=np.int64)
+        state = zero_state(self.cfg, 1)
+        feed(prime_ids[:-1], state, *self.weights)
+        state = np.ascontiguousarray(np.repeat(state, width, axis=2))
+        tok = np.full(width, prime_ids[-1], dtype=np.int64)
+        scores = np.full(width, -np.inf)
+        scores[0] = 0.0  # one live beam at first: the others would be its copies
+        parents = np.empty((length, width), dtype=np.int64)
+        chars = np.empty((length, width), dtype=np.int64)
+        beam_search(parents, chars, scores, tok, state, *self.weights, self.Wy, self.by)
+        out = np.empty(length, dtype=np.int64)
+        beam_backtrack(out, parents, chars)
+        return out, float(scores[0])
 
     def text(self, prime, length, **kw):
         """The whole continuation of prime (a string) as one string, for previews and tests."""
@@ -149,3 +262,43 @@ class Sampler:
         ids = encode(prime, self.vocab, "the prime")
         return "".join("".join(self.vocab[i] for i in out[:, 0])
                        for out in self.generate(ids, length, **kw))
+
+
+class Stop:
+    """Ends each of N texts right after the first occurrence of stop, as the texts
+    arrive in pieces. A piece is cut to what can be shown now: the end that could
+    begin a match split across pieces (at most len(stop) - 1 characters) is held
+    back until the next piece or flush.
+
+    >>> s = Stop("\\n\\n", 1)
+    >>> s.cut(0, "ab\\n"), s.cut(0, "\\ncd"), s.cut(0, "ef"), s.done
+    ('ab', '\\n\\n', '', True)
+    """
+
+    def __init__(self, stop, N):
+        assert stop, "an empty stop string would end every text at once"
+        self.stop = stop
+        self.held = [""] * N
+        self.ended = [False] * N
+
+    @property
+    def done(self):
+        return all(self.ended)
+
+    def cut(self, n, piece):
+        if self.ended[n]:
+            return ""
+        s = self.held[n] + piece
+        i = s.find(self.stop)
+        if i >= 0:
+            self.ended[n], self.held[n] = True, ""
+            return s[:i + len(self.stop)]
+        keep = next((k for k in range(min(len(self.stop) - 1, len(s)), 0, -1)
+                     if s.endswith(self.stop[:k])), 0)
+        self.held[n] = s[len(s) - keep:]
+        return s[:len(s) - keep]
+
+    def flush(self, n):
+        """What was held back of text n, at its end."""
+        rest, self.held[n] = self.held[n], ""
+        return rest
