@@ -81,6 +81,20 @@ def say(msg):
     click.echo(msg, err=True)
 
 
+@contextlib.contextmanager
+def compile_notice(after=1.0):
+    """Says on stderr that kernels are being compiled if the block takes longer than
+    a cache load would; numba caches them, so this happens once per install."""
+    import threading
+    timer = threading.Timer(after, say, ["charrnn: compiling kernels, once (cached for later runs)"])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn train corpora/shakespeare.txt                 # 2x128 LSTM, 10 epochs -> model.npz
@@ -134,18 +148,17 @@ Examples:
 def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, **opts):
     """Train a model on FILES (text; '-' reads standard input)."""
     from charrnn import checkpoint, train as tr
-    from charrnn.data import read_text
+    from charrnn.data import read_corpus
     from charrnn.model import ModelConfig, num_params
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
     tr.check_writable(output)
-    text = read_text(files, encoding)
     if resume:
         ck = checkpoint.load(resume)
         cfg = ck.config
         saved = {"kind": cfg.kind, **{k: getattr(cfg, k) for k in ARCH[1:]}}
-        clash = [f"--{k} {arch[k if k != 'model' else 'kind']}" for k in ARCH
-                 if k in given and arch[k if k != "model" else "kind"] != saved[k if k != "model" else "kind"]]
+        clash = [f"--{k} {arch[key]}" for k, key in zip(ARCH, saved)
+                 if k in given and arch[key] != saved[key]]
         if clash:
             raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
                                f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
@@ -159,7 +172,8 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, **opts
         if opts["seed"] is None:
             opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
         tc = tr.TrainConfig.from_dict(opts)
-    run = tr.Run(text, output, cfg, tc, resume=ck)
+    corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
+    run = tr.Run(corpus, output, cfg, tc, resume=ck)
     c, spe = run.cfg, run.batches.steps_per_epoch
     if not quiet:
         say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
@@ -170,6 +184,8 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, **opts
             + (f"; resuming at step {run.step:,}" if ck else ""))
     for w in run.warnings:
         say(f"charrnn: warning: {w}")
+    with compile_notice():
+        tr.warm_up(run.cfg, tc.optimizer)
     try:
         with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
@@ -197,27 +213,51 @@ Examples:
   charrnn sample model.npz                              # 500 characters, temperature 1
   charrnn sample model.npz --temperature 0.7 --prime "ROMEO:" --length 2000 > play.txt
   charrnn sample model.npz --argmax --length 200 --seed 3
-  charrnn sample model.npz --num-samples 5 --length 300 --top-k 10""")
+  charrnn sample model.npz --num-samples 5 --length 300 --top-k 10 --top-p 0.9
+  charrnn sample model.npz --prime "ROMEO:" --beam 8 --length 100
+  charrnn sample model.npz --length 5000 --stop-at $'\\n\\n'      # one paragraph""")
 @click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
-@click.option("-n", "--length", type=click.IntRange(0), default=500, help="Characters to generate per sample.")
+@click.option("-n", "--length", type=click.IntRange(0), default=500,
+              help="Characters to generate per sample (at most, with --stop-at).")
 @click.option("-t", "--temperature", type=click.FloatRange(0, min_open=True), default=1.0,
               help="Below 1: safer, more repetitive; above 1: more surprising.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely character (deterministic).")
 @click.option("--top-k", type=click.IntRange(0), default=0, help="Sample only from the K most likely; 0: all.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              help="Nucleus sampling: only from the fewest most likely characters whose "
+              "probability adds up to P (after --top-k); 1: all.")
+@click.option("--beam", type=click.IntRange(0), default=0, metavar="WIDTH",
+              help="Beam search: print the most likely continuation a beam of WIDTH finds, "
+              "scored with the model's own probabilities. Printed when done (it cannot "
+              "stream); deterministic; not with --num-samples, --top-k, --top-p, --argmax "
+              "or --temperature. 0: sample instead.")
+@click.option("--stop-at", default=None, metavar="STRING",
+              help="End each sample right after the first STRING it generates "
+              "(the prime is not searched), e.g. $'\\n\\n' for a paragraph.")
 @click.option("--prime", default=None, help="Text to condition on; echoed before the continuation.")
 @click.option("--prime-file", type=click.Path(), default=None, help="Read the prime from this file.")
 @click.option("--seed", type=int, default=None, help="Same seed, same text. [default: random]")
 @click.option("--num-samples", type=click.IntRange(1), default=1, help="Independent samples, made as one batch.")
 @click.option("--separator", default="\n\n", help="Printed between samples.")
 @click.option("--encoding", default="utf-8", help="Encoding of --prime-file.")
-def sample(checkpoint_path, length, temperature, argmax, top_k, prime, prime_file, seed, num_samples,
-           separator, encoding):
-    """Generate text from the model in CKPT, streamed to stdout as it is made."""
+def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, stop_at, prime,
+           prime_file, seed, num_samples, separator, encoding):
+    """Generate text from the model in CKPT, streamed to stdout as it is made
+    (with --beam, printed when done)."""
     from charrnn import checkpoint
     from charrnn.data import encode, read_text
-    from charrnn.sample import Sampler
+    from charrnn.sample import Sampler, Stop
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
+    if beam:
+        clash = [flag for flag, on in (("--num-samples", num_samples > 1), ("--top-k", top_k),
+                                       ("--top-p", top_p < 1), ("--argmax", argmax),
+                                       ("--temperature", temperature != 1)) if on]
+        if clash:
+            raise click.UsageError(f"--beam finds the single most likely continuation; "
+                                   f"drop {', '.join(clash)}")
+    if stop_at == "":
+        raise click.UsageError("--stop-at needs at least one character")
     ck = checkpoint.load(checkpoint_path)
     if prime_file is not None:
         prime = read_text([prime_file], encoding)
@@ -225,16 +265,33 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, prime, prime_fil
     if not prime:
         prime = "\n" if "\n" in ck.vocab else ck.vocab[0]
     ids = encode(prime, ck.vocab, "the prime")
+    if stop_at is not None:
+        encode(stop_at, ck.vocab, "--stop-at")  # a character the model never makes never matches
+    stop = Stop(stop_at, num_samples) if stop_at is not None else None
     sampler = Sampler(ck.config, ck.params, ck.vocab)
+    if beam:
+        chunks = [sampler.beam(ids, length, beam)[0][:, None]]
+    else:
+        chunks = sampler.generate(ids, length, num_samples, temperature, top_k, argmax, seed,
+                                  top_p=top_p)
     out = sys.stdout.buffer
     rest = [[] for _ in range(num_samples - 1)]  # samples after the first are printed at the end
     if echo:
         out.write(prime.encode("utf-8"))
-    for chunk in sampler.generate(ids, length, num_samples, temperature, top_k, argmax, seed):
-        out.write("".join(ck.vocab[i] for i in chunk[:, 0]).encode("utf-8"))
+    for chunk in chunks:
+        texts = ["".join(ck.vocab[i] for i in chunk[:, n]) for n in range(num_samples)]
+        if stop:
+            texts = [stop.cut(n, t) for n, t in enumerate(texts)]
+        out.write(texts[0].encode("utf-8"))
         out.flush()
+        for r, t in zip(rest, texts[1:]):
+            r.append(t)
+        if stop and stop.done:
+            break
+    if stop:
+        out.write(stop.flush(0).encode("utf-8"))
         for n, r in enumerate(rest, start=1):
-            r.append("".join(ck.vocab[i] for i in chunk[:, n]))
+            r.append(stop.flush(n))
     for r in rest:
         out.write((separator + (prime if echo else "") + "".join(r)).encode("utf-8"))
     out.write(b"\n")
@@ -258,6 +315,8 @@ def eval_(checkpoint_path, files, as_json, encoding):
     ids = encode(read_text(files, encoding), ck.vocab, "the text")
     if len(ids) < 2:
         raise CharrnnError("the text needs at least 2 characters to measure a loss")
+    with compile_notice():
+        evaluate(ck.config, ck.params, ids[:2])  # compiles or loads the kernels, nothing more
     loss, n = evaluate(ck.config, ck.params, ids)
     res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
            "perplexity": math.exp(loss)}

@@ -12,6 +12,7 @@ continues exactly where it stopped at step k and the hidden state is carried.
     ids:      [ stream 0 | stream 1 | ... | stream N-1 ]   each of length Ls
     step k:   x = streams[:, kT : kT+T],  y = streams[:, kT+1 : kT+T+1]
 """
+import codecs
 import sys
 
 import numpy as np
@@ -19,32 +20,113 @@ import numpy as np
 from charrnn import CharrnnError
 
 
+BLOCK = 1 << 24  # bytes decoded at a time: the text is never held as one Python str
+
+
+def read_bytes(path, encoding):
+    """The bytes of a file ('-' is standard input), refused if it looks binary."""
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+    except IsADirectoryError:
+        raise CharrnnError(f"{path} is a directory; give text files (or - for standard input)")
+    except OSError as e:
+        raise CharrnnError(f"cannot read {path}: {e.strerror}")
+    nul = raw.find(b"\0") if _ascii_compatible(encoding) else -1
+    if nul >= 0:  # valid UTF-8, but no text has NULs: a binary file given by mistake
+        raise CharrnnError(f"{path} looks binary (NUL byte at offset {nul}); charrnn trains "
+                           f"on text files")
+    return raw
+
+
+def _ascii_compatible(encoding):
+    return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "latin1", "ascii",
+                                                                  "iso88591", "cp1252")
+
+
+def code_point_blocks(path, raw, encoding):
+    """Yields the code points of raw as uint8/uint32 arrays of up to BLOCK characters.
+    Pure ASCII in an ASCII-compatible encoding is its own code points (no decoding)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    if _ascii_compatible(encoding) and (len(buf) == 0 or buf.max() < 128):
+        for o in range(0, len(buf), BLOCK):
+            yield buf[o:o + BLOCK]
+        return
+    try:
+        dec = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise CharrnnError(f"unknown encoding {encoding!r}; try utf-8 or latin-1")
+    for o in range(0, max(len(raw), 1), BLOCK):
+        pending = len(dec.getstate()[0])  # bytes of a character split by the last block
+        try:
+            text = dec.decode(raw[o:o + BLOCK], final=o + BLOCK >= len(raw))
+        except UnicodeDecodeError as e:
+            _raise_undecodable(path, encoding, o - pending + e.start)
+        yield code_points(text)
+
+
+def _raise_undecodable(path, encoding, at):
+    raise CharrnnError(f"{path} is not valid {encoding} at byte {at}; "
+                       f"pass --encoding (e.g. --encoding latin-1)")
+
+
 def read_text(paths, encoding="utf-8"):
-    """The concatenated text of the files in paths ('-' is standard input)."""
+    """The concatenated text of the files in paths ('-' is standard input), for
+    small inputs such as a prime; corpora go through read_corpus."""
     parts = []
     for path in paths:
-        try:
-            if path == "-":
-                raw = sys.stdin.buffer.read()
-            else:
-                with open(path, "rb") as f:
-                    raw = f.read()
-        except IsADirectoryError:
-            raise CharrnnError(f"{path} is a directory; give text files (or - for standard input)")
-        except OSError as e:
-            raise CharrnnError(f"cannot read {path}: {e.strerror}")
-        nul = raw.find(b"\0") if encoding.replace("-", "").lower() in ("utf8", "latin1", "ascii") else -1
-        if nul >= 0:  # valid UTF-8, but no text has NULs: a binary file given by mistake
-            raise CharrnnError(f"{path} looks binary (NUL byte at offset {nul}); charrnn trains "
-                               f"on text files")
+        raw = read_bytes(path, encoding)
         try:
             parts.append(raw.decode(encoding))
         except UnicodeDecodeError as e:
-            raise CharrnnError(f"{path} is not valid {encoding} at byte {e.start}; "
-                               f"pass --encoding (e.g. --encoding latin-1)")
+            _raise_undecodable(path, encoding, e.start)
         except LookupError:
             raise CharrnnError(f"unknown encoding {encoding!r}; try utf-8 or latin-1")
     return "".join(parts)
+
+
+def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text"):
+    """(ids, vocab) of the concatenated files, in two passes over their bytes: one
+    for the character count and, if vocab is None, the vocabulary; one to fill the
+    compact id array. Peak memory is the files' bytes plus the ids, plus a block.
+    A character outside a given vocab is an error naming it."""
+    raws = [(path, read_bytes(path, encoding)) for path in paths]
+    seen = np.zeros(0x110000, dtype=bool)
+    total = 0
+    for path, raw in raws:
+        for cps in code_point_blocks(path, raw, encoding):
+            total += len(cps)
+            seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
+    if vocab is None:
+        vocab = [chr(c) for c in np.flatnonzero(seen)]
+    else:
+        unseen = np.flatnonzero(seen & ~_in_vocab(vocab))
+        if len(unseen):
+            _raise_unseen([chr(c) for c in unseen], what)
+    table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
+    table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
+    ids = np.empty(total, dtype=table.dtype)
+    o = 0
+    for path, raw in raws:
+        for cps in code_point_blocks(path, raw, encoding):
+            ids[o:o + len(cps)] = table[cps]
+            o += len(cps)
+    return ids, vocab
+
+
+def _in_vocab(vocab):
+    mask = np.zeros(0x110000, dtype=bool)
+    mask[[ord(ch) for ch in vocab]] = True
+    return mask
+
+
+def _raise_unseen(unseen, what):
+    shown = " ".join(repr(ch) for ch in unseen[:10]) + (" ..." if len(unseen) > 10 else "")
+    raise CharrnnError(f"{what} has {len(unseen)} character(s) not in the model's "
+                       f"vocabulary: {shown}")
 
 
 def code_points(text):
@@ -73,10 +155,7 @@ def encode(text, vocab, what="text"):
     pos_clipped = np.minimum(pos, len(table) - 1)
     bad = table[pos_clipped] != cps
     if bad.any():
-        unseen = sorted({chr(c) for c in cps[bad]})
-        shown = " ".join(repr(ch) for ch in unseen[:10]) + (" ..." if len(unseen) > 10 else "")
-        raise CharrnnError(f"{what} has {len(unseen)} character(s) not in the model's "
-                           f"vocabulary: {shown}")
+        _raise_unseen(sorted({chr(c) for c in cps[bad]}), what)
     return pos_clipped.astype(id_dtype(len(vocab)))
 
 

@@ -51,6 +51,21 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def warm_up(cfg, optimizer):
+    """Runs every kernel a run of this configuration uses once, on a model of the
+    same kind but tiny sizes, so numba compiles them (or loads them from its cache)
+    now, not in the middle of the first step. Kernel types do not depend on sizes."""
+    tiny = ModelConfig(kind=cfg.kind, vocab_size=3, hidden=2, layers=min(cfg.layers, 2),
+                       embed=2 if cfg.embed else 0)
+    flat = init_params(tiny, np.random.default_rng(0))
+    grad = np.zeros_like(flat)
+    ids = np.zeros((2, 1), dtype=np.int64)
+    loss_and_grad(tiny, carve(flat, tiny), carve(grad, tiny), ids, ids, zero_state(tiny, 1))
+    clip_global_norm(grad, 1.0)
+    Optimizer(optimizer, flat.size).step(flat, grad, 1e-3, 1)
+    evaluate(tiny, carve(flat, tiny), np.zeros(4, dtype=np.uint8))
+
+
 def lr_at(tc, step, steps_per_epoch):
     """Learning rate of step (0-based): linear warm-up, then lr * lr_decay**epochs."""
     warm = min(1.0, (step + 1) / tc.warmup) if tc.warmup else 1.0
@@ -76,16 +91,18 @@ def check_writable(path):
 class Run:
     """One training run: its data, model, optimizer and progress."""
 
-    def __init__(self, text, out, cfg, tc, resume=None):
+    def __init__(self, corpus, out, cfg, tc, resume=None):
+        """corpus: a str, or (ids, vocab) from data.read_corpus (which, on resume, must
+        have been read with the checkpoint's vocabulary)."""
         self.out, self.tc = out, tc
-        if resume is not None:
-            vocab = resume.vocab
-            ids = encode(text, vocab, "the training text")
+        if isinstance(corpus, str):
+            vocab = resume.vocab if resume is not None else build_vocab(corpus)
+            ids = encode(corpus, vocab, "the training text")
         else:
-            if not text:
-                raise CharrnnError("the training text is empty")
-            vocab = build_vocab(text)
-            ids = encode(text, vocab)
+            ids, vocab = corpus
+        if len(ids) == 0:
+            raise CharrnnError("the training text is empty")
+        if resume is None:
             cfg = ModelConfig(**dict(cfg.to_dict(), vocab_size=len(vocab)))
         if len(vocab) < 2:
             raise CharrnnError("the text has fewer than 2 distinct characters: nothing to learn")

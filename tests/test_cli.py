@@ -172,6 +172,67 @@ def test_argmax_ignores_the_seed(ckpt):
     assert a == b and len(a) == 81
 
 
+def test_top_p_is_sampling_restricted_to_the_nucleus(ckpt):
+    base = ["sample", ckpt, "--length", "300", "--seed", "6"]
+    assert charrnn(*base, "--top-p", "1")[1] == charrnn(*base)[1]  # 1 is off
+    tiny = charrnn(*base, "--top-p", "1e-6")
+    assert tiny[0] == 0 and tiny[1] == charrnn("sample", ckpt, "--length", "300", "--argmax")[1]
+    code, out, err = charrnn(*base, "--top-p", "0.8", "--top-k", "5")
+    assert code == 0 and err == "" and len(out) == 301 and out != charrnn(*base)[1]
+
+
+def test_beam(ckpt):
+    """--beam 1 is --argmax; a wider beam prints Sampler.beam's text after the prime."""
+    from charrnn.data import encode
+    from charrnn.sample import Sampler
+    one = charrnn("sample", ckpt, "--beam", "1", "--length", "80", "--prime", PRIME)
+    assert one == charrnn("sample", ckpt, "--argmax", "--length", "80", "--prime", PRIME)
+    code, out, err = charrnn("sample", ckpt, "--beam", "6", "--length", "80", "--prime", PRIME)
+    assert code == 0 and err == ""
+    ck = checkpoint.load(ckpt)
+    ids, _ = Sampler(ck.config, ck.params, ck.vocab).beam(encode(PRIME, ck.vocab), 80, 6)
+    assert out == PRIME + "".join(ck.vocab[i] for i in ids) + "\n"
+
+
+def test_stop_at_across_the_chunk_boundary(ckpt):
+    """The text is made in chunks of 128: a delimiter straddling the first boundary
+    still ends the sample right after it."""
+    full = charrnn("sample", ckpt, "--prime", PRIME, "--length", "600", "--seed", "3")[1]
+    cont = full[len(PRIME):-1]
+    stop = cont[125:131]
+    assert cont.find(stop) == 125  # first seen across the boundary at 128
+    code, out, err = charrnn("sample", ckpt, "--prime", PRIME, "--length", "600", "--seed", "3",
+                             "--stop-at", stop)
+    assert code == 0 and err == ""
+    assert out == PRIME + cont[:131] + "\n"
+
+
+def test_stop_at_ignores_the_prime_and_stops_each_sample(ckpt):
+    args = ["sample", ckpt, "--prime", PRIME, "--length", "200", "--seed", "8",
+            "--num-samples", "3", "--separator", "<SEP>"]
+    whole = charrnn(*args)[1][:-1].split("<SEP>")
+    assert " " in PRIME
+    code, out, err = charrnn(*args, "--stop-at", " ")
+    assert code == 0 and err == ""
+    parts = out[:-1].split("<SEP>")
+    want = []
+    for w in whole:
+        cont = w[len(PRIME):]
+        want.append(PRIME + cont[:cont.index(" ") + 1])  # the first space after the prime
+    assert parts == want
+    assert len({len(p) for p in parts}) > 1
+
+
+def test_stop_at_never_found_prints_everything(ckpt):
+    """What was held back for a match that never came is printed at the end."""
+    args = ["sample", ckpt, "--length", "100", "--seed", "2", "--num-samples", "2"]
+    whole = charrnn(*args)[1]
+    for part in whole[:-1].split("\n\n"):
+        stop = part[-1] + "✓✓✓✓"  # the text ends with the start of a match
+        assert stop not in whole
+        assert charrnn(*args, "--stop-at", stop)[1] == whole
+
+
 def test_eval_and_info_json(ckpt, corpus):
     code, out, _ = charrnn("eval", ckpt, corpus, "--json")
     assert code == 0
@@ -289,6 +350,16 @@ SAMPLE_ERRORS = [
     (["sample", "{ckpt}", "--length", "-1"], 2, "--length"),
     (["sample", "{ckpt}", "--top-k", "-1"], 2, "--top-k"),
     (["sample", "{ckpt}", "--num-samples", "0"], 2, "--num-samples"),
+    (["sample", "{ckpt}", "--top-p", "0"], 2, "--top-p"),
+    (["sample", "{ckpt}", "--top-p", "1.5"], 2, "--top-p"),
+    (["sample", "{ckpt}", "--beam", "-1"], 2, "--beam"),
+    (["sample", "{ckpt}", "--beam", "3", "--num-samples", "2"], 2, "drop --num-samples"),
+    (["sample", "{ckpt}", "--beam", "3", "--top-k", "5"], 2, "drop --top-k"),
+    (["sample", "{ckpt}", "--beam", "3", "--top-p", "0.9"], 2, "drop --top-p"),
+    (["sample", "{ckpt}", "--beam", "3", "--argmax"], 2, "drop --argmax"),
+    (["sample", "{ckpt}", "--beam", "3", "--temperature", "0.5"], 2, "drop --temperature"),
+    (["sample", "{ckpt}", "--stop-at", ""], 2, "--stop-at"),
+    (["sample", "{ckpt}", "--stop-at", "X€"], 1, "--stop-at has 2 character(s) not in the model"),
     (["sample", "{ckpt}", "--prime", "XYZ€"], 1, "'X' 'Y' 'Z' '€'"),
     (["sample", "{ckpt}", "--prime", "a", "--prime-file", "one.txt"], 2, "not both"),
     (["sample", "{ckpt}", "--prime-file", "missing.txt"], 1, "cannot read"),

@@ -5,7 +5,7 @@ from scipy import stats
 
 from charrnn import model
 from charrnn.model import ModelConfig
-from charrnn.sample import Sampler
+from charrnn.sample import Sampler, Stop
 
 VOCAB = list("\n abcdefghij")  # V = 12
 
@@ -129,8 +129,9 @@ def test_top_k_samples_only_the_k_most_likely(k):
     assert set(used_rank) == set(range(k))  # and it does not collapse to fewer
 
 
-def reference_sample(cfg, p, prime, coins, temperature=1.0, top_k=0):
-    """Inverse-CDF draws with the given coins (length,), from the reference probabilities."""
+def reference_sample(cfg, p, prime, coins, temperature=1.0, top_k=0, top_p=1.0):
+    """Inverse-CDF draws with the given coins (length,), from the reference probabilities
+    (cut to the top_k, then to the nucleus top_p, in vocabulary order)."""
     ref = Reference(cfg, p)
     logits = ref.feed(prime)
     out = []
@@ -138,7 +139,11 @@ def reference_sample(cfg, p, prime, coins, temperature=1.0, top_k=0):
         z = logits.copy()
         if top_k:
             z[z < np.sort(z)[-top_k]] = -np.inf
-        cdf = np.cumsum(softmax(z, temperature))
+        q = softmax(z, temperature)
+        if top_p < 1:
+            desc = np.sort(q)[::-1]
+            q[q < desc[np.searchsorted(np.cumsum(desc), top_p)]] = 0
+        cdf = np.cumsum(q)
         out.append(int(np.searchsorted(cdf, u * cdf[-1], side="right")))
         logits = ref.step(out[-1])
     return out
@@ -204,3 +209,215 @@ def test_empirical_distribution_matches_the_softmax(temperature, top_k):
         alt = softmax(z)
         _, p_alt = stats.chisquare(counts[live], alt[live] * draws)
         assert p_alt < 1e-6
+
+
+# -- top-p (nucleus) ------------------------------------------------------------------
+
+def fixed(probs, kind="lstm"):
+    """A model whose next-character distribution is probs at every step, whatever the
+    state: out.W is zero and out.b holds the log-probabilities."""
+    cfg = ModelConfig(kind=kind, vocab_size=len(probs), hidden=8, layers=1)
+    p = model.carve(model.init_params(cfg, np.random.default_rng(0)), cfg)
+    p["out.W"][:] = 0
+    p["out.b"][:] = np.log(probs)
+    return cfg, p
+
+
+def allowed(probs, temperature=1.0, top_k=0, top_p=1.0):
+    """The renormalised distribution after temperature, top-k, then top-p (slow, obvious)."""
+    z = np.log(np.asarray(probs, dtype=np.float64))
+    if top_k:
+        z[z < np.sort(z)[-top_k]] = -np.inf
+    q = softmax(z, temperature)
+    if top_p < 1:
+        desc = np.sort(q)[::-1]
+        m = int(np.searchsorted(np.cumsum(desc), top_p))  # the fewest whose sum >= top_p
+        q[q < desc[m]] = 0  # ties with the last one kept stay in
+    return q / q.sum()
+
+
+# in vocabulary order, so that rank and position differ; by rank:
+# .25 .20 .15 .12 .10 .08 .05 .03 .01 .005 .003 .002
+PROBS = [.03, .15, .005, .25, .08, .002, .12, .2, .01, .1, .003, .05]
+R = [3, 7, 1, 6, 9, 4, 11, 0]  # positions of the 8 most likely, best first
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p,expect", [
+    (1.0, 0, 0.55, R[:3]),         # .25 + .20 + .15 = .60 >= .55
+    (1.0, 0, 0.88, R[:6]),         # .82 is short; .90 with the sixth
+    (1.0, 0, 0.2, R[:1]),          # the most likely alone suffices
+    (1.0, 5, 0.5, R[:2]),          # top 5 first: .45 of their .82 >= .5 * .82 = .41
+    (1.0, 3, 1.0, R[:3]),          # top-k alone
+    (1.0, 8, 0.97, R[:8]),         # .95 of the top 8's .98 is short of .97: all 8 stay
+    (0.5, 0, 0.6, R[:2]),          # tempered: .25**2 and .2**2 are .39 + .25 of the mass
+])
+def test_top_k_top_p_sample_only_the_allowed_set_with_renormalised_frequencies(
+        temperature, top_k, top_p, expect):
+    probs = np.array(PROBS)
+    assert abs(probs.sum() - 1) < 1e-12
+    q = allowed(probs, temperature, top_k, top_p)
+    assert sorted(np.flatnonzero(q)) == sorted(expect)  # the hand-derived set
+    cfg, p = fixed(probs)
+    got = generate(Sampler(cfg, p, VOCAB), [0], 10, num_samples=3000, temperature=temperature,
+                   top_k=top_k, top_p=top_p, seed=99).ravel()  # 30000 draws, 10 steps deep
+    counts = np.bincount(got, minlength=len(VOCAB))
+    assert counts[q == 0].sum() == 0, "sampled a character outside the allowed set"
+    live = q > 0
+    if live.sum() > 1:
+        _, pvalue = stats.chisquare(counts[live], q[live] * got.size)
+        assert pvalue > 1e-3
+    if temperature != 1:  # power: the cut made without the temperature is rejected
+        raw = probs[live] / probs[live].sum()
+        assert stats.chisquare(counts[live], raw * got.size)[1] < 1e-6
+
+
+def test_top_p_keeps_ties_at_the_cut():
+    probs = np.array([.1, .4, .1, .1, .1, .2])
+    assert np.count_nonzero(allowed(probs, top_p=0.65)) == 6  # .4 + .2 + a .1: all the .1s
+    cfg, p = fixed(probs)
+    got = generate(Sampler(cfg, p, VOCAB[:6]), [0], 1, num_samples=2000, top_p=0.65, seed=1)
+    assert set(got.ravel().tolist()) == set(range(6))
+    got = generate(Sampler(cfg, p, VOCAB[:6]), [0], 1, num_samples=2000, top_p=0.55, seed=1)
+    assert set(got.ravel().tolist()) == {1, 5}
+
+
+def test_top_p_1_is_off_and_tiny_top_p_is_argmax():
+    cfg, p = make(scale=0.5)
+    s = Sampler(cfg, p, VOCAB)
+    assert np.array_equal(generate(s, [0], 100, seed=4, top_p=1.0), generate(s, [0], 100, seed=4))
+    assert np.array_equal(generate(s, [0], 100, seed=4, top_p=1e-6),
+                          generate(s, [0], 100, greedy=True))
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, 0, 0.7), (0.8, 6, 0.9), (1.2, 0, 0.35)])
+def test_top_p_samples_follow_the_coins(temperature, top_k, top_p):
+    """The nucleus, state by state on a random model, against the slow reference."""
+    cfg, p = make(scale=0.4)
+    N, length, seed = 3, 120, 43
+    got = generate(Sampler(cfg, p, VOCAB), [2, 0], length, num_samples=N,
+                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    children = np.random.SeedSequence(seed).spawn(N)
+    for n in range(N):
+        coins = np.random.default_rng(children[n]).random(length)
+        want = reference_sample(cfg, p, [2, 0], coins, temperature, top_k, top_p)
+        assert got[:, n].tolist() == want
+
+
+# -- beam search ----------------------------------------------------------------------
+
+def sequence_logprob(cfg, p, prime, seq):
+    """log P(seq | prime) by the slow reference."""
+    ref = Reference(cfg, p)
+    logits, total = ref.feed(prime), 0.0
+    for i in seq:
+        z = logits - logits.max()
+        total += z[i] - np.log(np.exp(z).sum())
+        logits = ref.step(i)
+    return total
+
+
+@pytest.mark.parametrize("kind,seed", [("rnn", 7), ("lstm", 2), ("gru", 20)])  # greedy loses
+def test_beam_search_finds_the_most_likely_sequence(kind, seed):
+    """V = 4, length 4: all 256 continuations enumerated. A beam as wide as the number
+    of prefixes of length 3 (V**3) is exact; the greedy text is not the answer."""
+    import itertools
+    V, T, prime = 4, 4, [2, 1]
+    vocab = VOCAB[:V]
+    cfg = ModelConfig(kind=kind, vocab_size=V, hidden=8, layers=2)
+    rng = np.random.default_rng(seed)
+    flat = model.init_params(cfg, rng)
+    flat += rng.normal(0, 1.0, flat.shape).astype(np.float32)
+    p = model.carve(flat, cfg)
+    scored = sorted((sequence_logprob(cfg, p, prime, seq), seq)
+                    for seq in itertools.product(range(V), repeat=T))
+    (best_lp, best), (second_lp, _) = scored[-1], scored[-2]
+    assert best_lp - second_lp > 1e-3  # no near tie for float32 to break either way
+    greedy = greedy_reference(cfg, p, prime, T)
+    assert tuple(greedy) != best  # a beam is needed here
+
+    s = Sampler(cfg, p, vocab)
+    got, lp = s.beam(np.array(prime), T, V ** (T - 1))
+    assert tuple(got.tolist()) == best
+    assert lp == pytest.approx(best_lp, abs=1e-4)
+    for width in (1, 2, 3, 8):  # narrower beams: a valid score, never above the best
+        got, lp = s.beam(np.array(prime), T, width)
+        assert lp == pytest.approx(sequence_logprob(cfg, p, prime, got), abs=1e-4)
+        assert lp <= best_lp + 1e-4
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers,embed", [(1, 0), (2, 5)])
+def test_beam_width_1_equals_argmax(kind, layers, embed):
+    cfg, p = make(kind, layers, embed)
+    s = Sampler(cfg, p, VOCAB)
+    got, lp = s.beam(np.array([0, 3, 4]), 80, 1)
+    assert got.tolist() == generate(s, [0, 3, 4], 80, greedy=True)[:, 0].tolist()
+    assert lp == pytest.approx(sequence_logprob(cfg, p, [0, 3, 4], got), abs=1e-3)
+
+
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_beam_ties_go_to_the_lower_character_as_argmax(width):
+    """Two equally likely best characters at every step: every continuation made of
+    them ties exactly, and the beam returns the one argmax makes."""
+    cfg, p = fixed([.2, .3, .3, .2])
+    s = Sampler(cfg, p, VOCAB[:4])
+    got, lp = s.beam(np.array([0]), 12, width)
+    assert got.tolist() == generate(s, [0], 12, greedy=True)[:, 0].tolist() == [1] * 12
+    assert lp == pytest.approx(12 * np.log(.3), abs=1e-4)
+
+
+def test_beam_length_zero_and_wider_than_the_vocabulary():
+    cfg, p = make()
+    s = Sampler(cfg, p, VOCAB)
+    got, lp = s.beam(np.array([1]), 0, 5)
+    assert got.shape == (0,) and lp == 0.0
+    got, lp = s.beam(np.array([1]), 1, 50)  # 12 candidates for 50 beams at the first step
+    assert got.tolist() == generate(s, [1], 1, greedy=True)[:, 0].tolist()
+    assert np.isfinite(lp)
+
+
+# -- stop at a delimiter ------------------------------------------------------------------
+
+def stream(stop, pieces, N=1):
+    """Runs Stop over pieces [(n, text)]; returns each text's output, and checks as it
+    goes that no more than len(stop) - 1 characters are ever held back."""
+    st, shown, given = Stop(stop, N), [""] * N, [""] * N
+    for n, piece in pieces:
+        shown[n] += st.cut(n, piece)
+        given[n] += piece
+        if not st.ended[n]:
+            assert len(given[n]) - len(shown[n]) <= len(stop) - 1
+    return [shown[n] + st.flush(n) for n in range(N)], st
+
+
+@pytest.mark.parametrize("stop,pieces,want", [
+    ("\n\n", ["ab\n", "\ncd"], "ab\n\n"),                       # split across pieces
+    ("\n\n", ["ab\n\ncd\n\n"], "ab\n\n"),                       # the first occurrence
+    ("abc", ["xab", "d", "ab", "c", "zzz"], "xabdabc"),          # a false start is released
+    ("abc", ["xa", "b"], "xab"),                                # no match: all flushed at the end
+    ("aab", ["a", "a", "a", "b", "x"], "aaab"),                 # overlapping prefixes
+    ("€", ["a€b"], "a€"),                                       # one character: nothing held
+    ("xyz", [], ""),
+])
+def test_stop_cuts_right_after_the_first_occurrence(stop, pieces, want):
+    (got,), st = stream(stop, [(0, s) for s in pieces])
+    assert got == want
+    assert st.done == (stop in "".join(pieces))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 128])
+def test_stop_at_across_chunk_boundaries(chunk):
+    """Generated in chunks of any size, each of 3 samples ends right after its own
+    first occurrence of the delimiter, as the whole text cut by hand does."""
+    cfg, p = make(scale=0.3)
+    s = Sampler(cfg, p, VOCAB)
+    whole = generate(s, [1, 2], 600, num_samples=3, seed=6)
+    texts = ["".join(VOCAB[i] for i in whole[:, n]) for n in range(3)]
+    stop = texts[0][300:303]
+    want = [t[:t.find(stop) + len(stop)] if stop in t else t for t in texts]
+    assert len({len(w) for w in want}) > 1  # the samples stop at different places
+    pieces = [(n, "".join(VOCAB[i] for i in out[:, n]))
+              for out in s.generate(np.array([1, 2]), 600, num_samples=3, seed=6, chunk=chunk)
+              for n in range(3)]
+    got, st = stream(stop, pieces, N=3)
+    assert got == want
