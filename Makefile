@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test demo corpora bench clean
+.PHONY: help install test test-slow demo corpora bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -18,7 +18,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP)  ## run the whole test suite (but the tests marked slow)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)  ## also the slow tests (retraining the inspect-cells fixture, minutes)
 	$(PY) -m pytest -q
 
 corpora: $(STAMP)  ## build corpora/shakespeare.txt, python.txt, synthetic.txt

@@ -11,13 +11,13 @@ import os
 
 __version__ = "0.1.0"
 
-# One BLAS thread unless asked (CHARRNN_THREADS or OPENBLAS_NUM_THREADS): the
-# recurrence is a chain of small GEMMs, and OpenBLAS's threads spin-wait between
-# them; with another busy process on the machine that made a step 14x slower
-# (measured: 40 steps of a 2x128 LSTM, 4.8 s with one thread, 67 s with two).
-# Set before numpy or scipy load their BLAS, which read it once.
+# One BLAS thread: the recurrence is a chain of small GEMMs, and OpenBLAS's own
+# threads spin-wait between them; with another busy process on the machine that
+# made a step 14x slower (40 steps of a 2x128 LSTM: 4.8 s with one BLAS thread,
+# 67 s with two). charrnn uses the cores itself instead (threads.py:
+# CHARRNN_THREADS). Set before numpy or scipy load their BLAS, which read it once.
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, os.environ.get("CHARRNN_THREADS", "1"))
+    os.environ.setdefault(_var, "1")
 
 
 class CharrnnError(Exception):

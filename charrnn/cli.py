@@ -269,17 +269,24 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
         encode(stop_at, ck.vocab, "--stop-at")  # a character the model never makes never matches
     stop = Stop(stop_at, num_samples) if stop_at is not None else None
     sampler = Sampler(ck.config, ck.params, ck.vocab)
+    with compile_notice():  # a one-character run compiles (or loads) the kernels
+        sampler.beam(ids[-1:], 1, 2) if beam else list(sampler.generate(ids[-1:], 1))
     if beam:
         chunks = [sampler.beam(ids, length, beam)[0][:, None]]
     else:
         chunks = sampler.generate(ids, length, num_samples, temperature, top_k, argmax, seed,
                                   top_p=top_p)
-    out = sys.stdout.buffer
-    rest = [[] for _ in range(num_samples - 1)]  # samples after the first are printed at the end
-    if echo:
-        out.write(prime.encode("utf-8"))
+    _write_samples(sys.stdout.buffer, chunks, ck.vocab, num_samples, prime if echo else "",
+                   stop, separator)
+
+
+def _write_samples(out, chunks, vocab, num_samples, prime, stop, separator):
+    """Streams sample 0 as its chunks arrive; the other samples follow at the end,
+    each after the separator and the prime."""
+    rest = [[] for _ in range(num_samples - 1)]
+    out.write(prime.encode("utf-8"))
     for chunk in chunks:
-        texts = ["".join(ck.vocab[i] for i in chunk[:, n]) for n in range(num_samples)]
+        texts = ["".join(vocab[i] for i in chunk[:, n]) for n in range(num_samples)]
         if stop:
             texts = [stop.cut(n, t) for n, t in enumerate(texts)]
         out.write(texts[0].encode("utf-8"))
@@ -293,7 +300,7 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
         for n, r in enumerate(rest, start=1):
             r.append(stop.flush(n))
     for r in rest:
-        out.write((separator + (prime if echo else "") + "".join(r)).encode("utf-8"))
+        out.write((separator + prime + "".join(r)).encode("utf-8"))
     out.write(b"\n")
     out.flush()
 
@@ -354,3 +361,65 @@ def info(checkpoint_path, as_json):
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
                f"best val {fmt(res['best_val_loss'])} (nats/char)")
+
+
+@cli.command("inspect-cells", context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn inspect-cells model.npz corpora/synthetic.txt --max-chars 50000
+  charrnn inspect-cells model.npz code.py --regex '\\bdef\\b.*' --only in_string,in_comment
+  charrnn inspect-cells model.npz text.txt --show L1:37,L2:c:5
+  charrnn inspect-cells model.npz text.txt --format html --out cells.html --saturation
+  charrnn inspect-cells model.npz text.txt --format json | jq '.hypotheses[].verdict'""")
+@click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
+@click.argument("text_file", metavar="TEXT", type=click.Path(allow_dash=True))
+@click.option("--regex", multiple=True, help="A hypothesis: inside each match of this "
+              "regular expression (Python re, multiline). Repeatable.")
+@click.option("--spans", multiple=True, type=click.Path(),
+              help="A hypothesis from a file of 'start end' character offsets per line. Repeatable.")
+@click.option("--feature", multiple=True, type=click.Path(),
+              help="A hypothesis from a file of one number per character. Repeatable.")
+@click.option("--only", default=None, help="Comma-separated built-in hypotheses to test "
+              "(default: all that apply; 'none' for only yours).")
+@click.option("--show", default=None, help="Render these cells without ranking, "
+              "e.g. L1:37,L2:c:5 (layers from 1; state default tanh_c or h).")
+@click.option("--format", "fmt", type=click.Choice(["terminal", "json", "csv", "html"]),
+              default="terminal", help="Output format.")
+@click.option("--out", type=click.Path(), default=None, help="Write the output here, not stdout.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              help="Colour the terminal heat maps; auto: on a terminal without NO_COLOR.")
+@click.option("--chars", type=click.IntRange(20), default=320, help="Characters per heat map.")
+@click.option("--maps", type=click.IntRange(0), default=1, help="Heat maps per hypothesis.")
+@click.option("--top", type=click.IntRange(1), default=3, help="Cells listed per hypothesis.")
+@click.option("--max-chars", type=click.IntRange(0), default=0,
+              help="Use only the first N characters of TEXT; 0: all.")
+@click.option("--shifts", type=click.IntRange(0), default=100,
+              help="Random circular shifts for the null; 0 turns the null off.")
+@click.option("--untrained/--no-untrained", default=True,
+              help="Compare with the same architecture untrained.")
+@click.option("--saturation", is_flag=True, help="Add the gate-saturation analysis.")
+@click.option("--discover", is_flag=True, help="Add cells ranked by persistence and "
+              "bimodality, without a hypothesis.")
+@click.option("--seed", type=int, default=0, help="Seed of the null's shifts and the untrained model.")
+@click.option("--encoding", default="utf-8", help="Encoding of TEXT and the hypothesis files.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show, fmt, out, color,
+                  chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
+                  encoding, quiet):
+    """Which cells of the model in CKPT track which feature of TEXT ('-': stdin).
+
+    Runs the model over TEXT in one stream, records every layer's states and
+    gates, and tests each hypothesis (built-in features of the text, and yours):
+    the best cell is chosen on the first half of the text and measured on the
+    second, against a circular-shift null, the untrained model and what the last
+    8 characters alone predict. Verdicts: TRACKED, DISTRIBUTED, LOCAL, NOT FOUND.
+    See docs/inspect.md."""
+    from charrnn import checkpoint
+    from charrnn.data import read_text
+    from charrnn.inspect import cli_main
+    ck = checkpoint.load(checkpoint_path)
+    text = read_text([text_file], encoding)
+    cli_main(ck, text, dict(regex=regex, spans=spans, feature=feature, only=only, show=show,
+                            fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
+                            max_chars=max_chars, shifts=shifts, untrained=untrained,
+                            saturation=saturation, discover=discover, seed=seed,
+                            encoding=encoding, quiet=quiet), log=say)

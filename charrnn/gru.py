@@ -22,17 +22,18 @@ from numba import njit
 from charrnn.layers import FAST, ONE, sigmoid, tanh
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def gru_forward(h, gates, ahn, xw, Wh, bhn, h0):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, lo, hi):
     """h: (T, N, H) out; gates: (T, N, 3H) out, activated r, z, n;
-    ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H)."""
+    ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H).
+    Streams lo..hi only (see threads.py)."""
     T, N, G = xw.shape
-    a = np.empty((N, G), dtype=xw.dtype)
+    a = np.empty((hi - lo, G), dtype=xw.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
-        np.dot(h_prev, Wh, a)
-        for n in range(N):
-            gru_cell(h[t, n], gates[t, n], ahn[t, n], a[n], xw[t, n], bhn, h_prev[n])
+        np.dot(h_prev[lo:hi], Wh, a)
+        for n in range(lo, hi):
+            gru_cell(h[t, n], gates[t, n], ahn[t, n], a[n - lo], xw[t, n], bhn, h_prev[n])
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
@@ -50,21 +51,21 @@ def gru_cell(h, gates, ahn, a, xw, bhn, h_prev):
         h[j] = (ONE - z) * nt + z * h_prev[j]
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT, lo, hi):
     """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
     h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
     dh0: (N, H) out; dh: (T, N, H) from above; gates, ahn, h: saved by gru_forward;
-    WhT: (3H, H)."""
+    WhT: (3H, H). Streams lo..hi only."""
     T, N, G = dax.shape
     H = G // 3
-    dh_next = np.zeros((N, H), dtype=dax.dtype)
-    dh_rec = np.empty((N, H), dtype=dax.dtype)  # np.dot cannot accumulate into its output
+    dh_next = np.zeros((hi - lo, H), dtype=dax.dtype)
+    dh_rec = np.empty((hi - lo, H), dtype=dax.dtype)  # np.dot cannot accumulate into its output
     for t in range(T - 1, -1, -1):
-        for n in range(N):
+        for n in range(lo, hi):
             g, dx, dhh = gates[t, n], dax[t, n], dah[t, n]
             h_prev = h0[n] if t == 0 else h[t - 1, n]
-            dhn, dht, hn = dh_next[n], dh[t, n], ahn[t, n]
+            dhn, dht, hn = dh_next[n - lo], dh[t, n], ahn[t, n]
             for j in range(H):
                 r, z, nt = g[j], g[H + j], g[2 * H + j]
                 dhj = dht[j] + dhn[j]
@@ -78,9 +79,9 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT):
                 dhh[H + j] = daz
                 dhh[2 * H + j] = dan * r
                 dhn[j] = dhj * z  # the direct path z * h_prev
-        np.dot(dah[t], WhT, dh_rec)
+        np.dot(dah[t][lo:hi], WhT, dh_rec)
         dh_next += dh_rec
-    dh0[:] = dh_next
+    dh0[lo:hi] = dh_next
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

@@ -21,16 +21,17 @@ from numba import njit
 from charrnn.layers import FAST, ONE, sigmoid, tanh
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def lstm_forward(h, c, gates, xw, Wh, h0, c0):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def lstm_forward(h, c, gates, xw, Wh, h0, c0, lo, hi):
     """h, c: (T, N, H) out; gates: (T, N, 4H) out, activated i, f, o, g.
-    xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H)."""
+    xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H).
+    Runs streams lo..hi only: threads take disjoint ranges (see threads.py)."""
     T, N, G = xw.shape
-    a = np.empty((N, G), dtype=xw.dtype)  # the only buffer; nothing is allocated per step
+    a = np.empty((hi - lo, G), dtype=xw.dtype)  # the only buffer; nothing is allocated per step
     for t in range(T):
-        np.dot(h0 if t == 0 else h[t - 1], Wh, a)
-        for n in range(N):
-            lstm_cell(h[t, n], c[t, n], gates[t, n], a[n], xw[t, n],
+        np.dot(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
+        for n in range(lo, hi):
+            lstm_cell(h[t, n], c[t, n], gates[t, n], a[n - lo], xw[t, n],
                       c0[n] if t == 0 else c[t - 1, n])
 
 
@@ -50,21 +51,22 @@ def lstm_cell(h, c, gates, a, xw, c_prev):
         h[j] = gates[2 * H + j] * tanh(ct)
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT, lo, hi):
     """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
     dh0, dc0: (N, H) out, gradient of the initial state.
     dh: (T, N, H) gradient of the loss with respect to each h[t] from above (not
-    counting the recurrence); gates, c: saved by lstm_forward; WhT: (4H, H)."""
+    counting the recurrence); gates, c: saved by lstm_forward; WhT: (4H, H).
+    Streams lo..hi only."""
     T, N, G = da.shape
     H = G // 4
-    dh_next = np.zeros((N, H), dtype=da.dtype)  # carried back through h_prev Wh
-    dc_next = np.zeros((N, H), dtype=da.dtype)  # carried back through f * c_prev
+    dh_next = np.zeros((hi - lo, H), dtype=da.dtype)  # carried back through h_prev Wh
+    dc_next = np.zeros((hi - lo, H), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):
-        for n in range(N):
+        for n in range(lo, hi):
             g, d = gates[t, n], da[t, n]
             c_prev = c0[n] if t == 0 else c[t - 1, n]
-            dhn, dcn, ct, dht = dh_next[n], dc_next[n], c[t, n], dh[t, n]
+            dhn, dcn, ct, dht = dh_next[n - lo], dc_next[n - lo], c[t, n], dh[t, n]
             for j in range(H):
                 i, f, o, gg = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
                 tc = tanh(ct[j])
@@ -75,9 +77,9 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT):
                 d[2 * H + j] = dhj * tc * o * (ONE - o)
                 d[3 * H + j] = dcj * i * (ONE - gg * gg)
                 dcn[j] = dcj * f
-        np.dot(da[t], WhT, dh_next)
-    dh0[:] = dh_next
-    dc0[:] = dc_next
+        np.dot(da[t][lo:hi], WhT, dh_next)
+    dh0[lo:hi] = dh_next
+    dc0[lo:hi] = dc_next
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

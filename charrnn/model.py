@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from charrnn import threads
 from charrnn.gru import gru_backward, gru_forward
 from charrnn.layers import scatter_add_rows, softmax_xent, xent
 from charrnn.lstm import lstm_backward, lstm_forward
@@ -116,7 +117,7 @@ def _input_projection(cfg, p, l, x):
     if l == 0:
         x = p["embed.W"][x]                  # (T, N, E)
     T, N, D = x.shape
-    return (x.reshape(T * N, D) @ Wx + b).reshape(T, N, -1)
+    return threads.matmul(x.reshape(T * N, D), Wx, b).reshape(T, N, -1)
 
 
 def _cell_forward(kind, xw, Wh, s0, bhn):
@@ -125,15 +126,15 @@ def _cell_forward(kind, xw, Wh, s0, bhn):
     H = Wh.shape[0]
     h = np.empty((T, N, H), dtype=xw.dtype)
     if kind == "rnn":
-        rnn_forward(h, xw, Wh, s0[0])
+        threads.run(rnn_forward, N, h, xw, Wh, s0[0])
         return h, (h,), h[-1][None]
     gates = np.empty((T, N, G), dtype=xw.dtype)
     if kind == "lstm":
         c = np.empty((T, N, H), dtype=xw.dtype)
-        lstm_forward(h, c, gates, xw, Wh, s0[0], s0[1])
+        threads.run(lstm_forward, N, h, c, gates, xw, Wh, s0[0], s0[1])
         return h, (gates, c), np.stack([h[-1], c[-1]])
     ahn = np.empty((T, N, H), dtype=xw.dtype)
-    gru_forward(h, gates, ahn, xw, Wh, bhn, s0[0])
+    threads.run(gru_forward, N, h, gates, ahn, xw, Wh, bhn, s0[0])
     return h, (gates, ahn, h), h[-1][None]
 
 
@@ -148,7 +149,7 @@ def forward(cfg, p, ids, state, masks=None):
                                                p.get(f"L{l}.bhn"))
         x = h if masks is None else h * masks[l]
         caches.append((xw, h, saved, x))
-    logits = x.reshape(T * N, -1) @ p["out.W"] + p["out.b"]
+    logits = threads.matmul(x.reshape(T * N, -1), p["out.W"], p["out.b"])
     return logits, caches, new_state
 
 
@@ -159,9 +160,9 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
     H = cfg.hidden
     M = T * N
     top = caches[-1][3].reshape(M, H)
-    g["out.W"] += top.T @ dlogits
+    threads.matmul_tn_add(g["out.W"], top, dlogits)
     g["out.b"] += dlogits.sum(axis=0)
-    dx = (dlogits @ p["out.W"].T).reshape(T, N, H)
+    dx = threads.matmul(dlogits, np.ascontiguousarray(p["out.W"].T)).reshape(T, N, H)
     for l in range(cfg.layers - 1, -1, -1):
         xw, h, saved, _ = caches[l]
         dh = dx if masks is None else dx * masks[l]
@@ -171,26 +172,28 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         dah = da                                     # gradient of h_prev Wh
         ds0 = np.empty_like(state[l])
         if cfg.kind == "rnn":
-            rnn_backward(da, ds0[0], dh, h, WhT)
+            threads.run(rnn_backward, N, da, ds0[0], dh, h, WhT)
         elif cfg.kind == "lstm":
-            lstm_backward(da, ds0[0], ds0[1], dh, saved[0], saved[1], state[l][1], WhT)
+            threads.run(lstm_backward, N, da, ds0[0], ds0[1], dh, saved[0], saved[1],
+                        state[l][1], WhT)
         else:
             dah = np.empty_like(xw)
-            gru_backward(da, dah, ds0[0], dh, saved[0], saved[1], h, state[l][0], WhT)
+            threads.run(gru_backward, N, da, dah, ds0[0], dh, saved[0], saved[1], h,
+                        state[l][0], WhT)
             g[f"L{l}.bhn"] += dah[:, :, 2 * H:].sum(axis=(0, 1))
         h_prev = np.concatenate([state[l][0][None], h[:-1]]).reshape(M, H)
-        g[f"L{l}.Wh"] += h_prev.T @ dah.reshape(M, -1)     # one GEMM over the chunk
+        threads.matmul_tn_add(g[f"L{l}.Wh"], h_prev, dah.reshape(M, -1))  # one GEMM per chunk
         da2 = da.reshape(M, -1)
         g[f"L{l}.b"] += da2.sum(axis=0)
-        Wx = p[f"L{l}.Wx"]
+        WxT = np.ascontiguousarray(p[f"L{l}.Wx"].T)
         if l > 0:
             x_in = caches[l - 1][3].reshape(M, H)
-            g[f"L{l}.Wx"] += x_in.T @ da2
-            dx = (da2 @ Wx.T).reshape(T, N, H)
+            threads.matmul_tn_add(g[f"L{l}.Wx"], x_in, da2)
+            dx = threads.matmul(da2, WxT).reshape(T, N, H)
         elif cfg.embed:
             emb = p["embed.W"][ids].reshape(M, -1)
-            g["L0.Wx"] += emb.T @ da2
-            scatter_add_rows(g["embed.W"], ids.reshape(M), da2 @ Wx.T)
+            threads.matmul_tn_add(g["L0.Wx"], emb, da2)
+            scatter_add_rows(g["embed.W"], ids.reshape(M), threads.matmul(da2, WxT))
         else:
             scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
 

@@ -15,33 +15,34 @@ from numba import njit
 from charrnn.layers import FAST, ONE, tanh
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def rnn_forward(h, xw, Wh, h0):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def rnn_forward(h, xw, Wh, h0, lo, hi):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
-    Wh: (H, H); h0: (N, H)."""
+    Wh: (H, H); h0: (N, H). Streams lo..hi only (see threads.py)."""
     T, N, H = xw.shape
-    a = np.empty((N, H), dtype=xw.dtype)
+    a = np.empty((hi - lo, H), dtype=xw.dtype)
     for t in range(T):
-        np.dot(h0 if t == 0 else h[t - 1], Wh, a)
-        for n in range(N):
+        np.dot(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
+        for n in range(lo, hi):
+            hr, ar, xr = h[t, n], a[n - lo], xw[t, n]
             for j in range(H):
-                h[t, n, j] = tanh(a[n, j] + xw[t, n, j])
+                hr[j] = tanh(ar[j] + xr[j])
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def rnn_backward(da, dh0, dh, h, WhT):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def rnn_backward(da, dh0, dh, h, WhT, lo, hi):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
     dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
-    WhT: (H, H)."""
+    WhT: (H, H). Streams lo..hi only."""
     T, N, H = da.shape
-    dh_next = np.zeros((N, H), dtype=da.dtype)  # min-char-rnn's dhnext
+    dh_next = np.zeros((hi - lo, H), dtype=da.dtype)  # min-char-rnn's dhnext
     for t in range(T - 1, -1, -1):
-        for n in range(N):
+        for n in range(lo, hi):
+            d, hr, dhr, dhn = da[t, n], h[t, n], dh[t, n], dh_next[n - lo]
             for j in range(H):
-                ht = h[t, n, j]
-                da[t, n, j] = (dh[t, n, j] + dh_next[n, j]) * (ONE - ht * ht)
-        np.dot(da[t], WhT, dh_next)
-    dh0[:] = dh_next
+                d[j] = (dhr[j] + dhn[j]) * (ONE - hr[j] * hr[j])
+        np.dot(da[t][lo:hi], WhT, dh_next)
+    dh0[lo:hi] = dh_next
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

@@ -66,6 +66,13 @@ def test_kill9_at_random_moments_never_damages_the_checkpoint(tmp_path, corpus):
             steps.append(step)
     assert len(steps) == 20 and kills_while_training >= 15, (steps, kills_while_training)
     assert steps == sorted(steps)
+    # a last run resumes from the last kill's checkpoint, ends normally, and has
+    # removed the temporary files that killed writers left
+    p = charrnn("train", str(corpus), "-o", out, *TINY, "--resume", out, "-q",
+                "--max-steps", str(steps[-1] + 3))
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert checkpoint.load(out).meta["step"] == steps[-1] + 3
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")], "temporary files left behind"
 
 

@@ -1,0 +1,266 @@
+"""Output of an Inspection: terminal (ANSI colour or glyphs), HTML, JSON and CSV.
+
+Colour scale, fixed on [-1, 1] as in Karpathy et al. 2015: -1 red, 0 white,
++1 blue; values beyond are clipped. On a terminal the colour is the background
+of each character (truecolor when COLORTERM says so, else the 256-colour cube);
+without colour a row of glyphs ▁▂▃▄▅▆▇█ under each line of text shows the value.
+Newlines are drawn as '↵', tabs as '→', other control characters as '·'.
+"""
+import csv
+import html
+import json
+import math
+import os
+
+import numpy as np
+
+from charrnn.inspect import analyze as an
+
+GLYPHS = "▁▂▃▄▅▆▇█"
+RESET = "\x1b[0m"
+
+
+def use_color(mode, stream, environ=os.environ):
+    """--color: 'always' and 'never' as said; 'auto' colours only a terminal, and
+    not when NO_COLOR is set and non-empty. An explicit 'always' wins over NO_COLOR,
+    as no-color.org asks of per-invocation flags."""
+    if mode == "always":
+        return True
+    if mode == "never" or environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def rgb(v):
+    """The diverging colour of a value: (r, g, b) 0..255."""
+    v = 0.0 if not math.isfinite(v) else max(-1.0, min(1.0, float(v)))
+    w = int(round(255 * (1 - abs(v))))
+    return (255, w, w) if v < 0 else (w, w, 255)
+
+
+def glyph(v):
+    v = 0.0 if not math.isfinite(v) else max(-1.0, min(1.0, float(v)))
+    return GLYPHS[int(round((v + 1) / 2 * (len(GLYPHS) - 1)))]
+
+
+def visible(ch):
+    return "↵" if ch == "\n" else "→" if ch == "\t" else "·" if ord(ch) < 32 or ch == "\x7f" else ch
+
+
+def _ansi(v, truecolor):
+    r, g, b = rgb(v)
+    if truecolor:
+        return f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m"
+    cube = 16 + 36 * round(r / 51) + 6 * round(g / 51) + round(b / 51)
+    return f"\x1b[48;5;{cube}m\x1b[38;5;16m"
+
+
+def _lines(text, a, b, width):
+    """[(start, stop)] of the displayed lines of text[a:b]: broken after each
+    newline and at width characters."""
+    out, start = [], a
+    for i in range(a, b):
+        if text[i] == "\n" or i + 1 - start >= width:
+            out.append((start, i + 1))
+            start = i + 1
+    if start < b:
+        out.append((start, b))
+    return out
+
+
+def heat_map(text, values, a, b, color, truecolor=False, width=100):
+    """text[a:b] with values[a:b] as background colours, or as glyph rows."""
+    rows = []
+    for s, e in _lines(text, a, b, width):
+        shown = [visible(text[i]) for i in range(s, e)]
+        if color:
+            rows.append("".join(_ansi(values[i], truecolor) + ch for i, ch in zip(range(s, e), shown))
+                        + RESET)
+        else:
+            rows.append("".join(shown))
+            rows.append("".join(glyph(values[i]) for i in range(s, e)))
+    return "\n".join(rows)
+
+
+def cell_name(cell):
+    """'L1 tanh_c[52]' from a cell dict (layer 0-based) or (layer, state, unit)."""
+    if isinstance(cell, dict):
+        cell = (cell["layer"], cell["state"], cell["unit"])
+    return f"L{cell[0] + 1} {cell[1]}[{cell[2]}]"
+
+
+def _num(v, fmt=".2f", signed=False):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "  -  "
+    return format(v, ("+" if signed else "") + fmt)
+
+
+def verdict_line(res, name_width=16):
+    c = res["cell"]
+    return (f"{res['name']:<{name_width}} {cell_name(c):<14} r={_num(c['r'], signed=True)}  "
+            f"AUC={_num(c['auc'])}  lag={c['lag']:+d}  null99={_num(res['null99'])}  "
+            f"p={_num(res['p'], '.3f')}  untrained={_num(res['untrained'])}  "
+            f"local={_num(res['local'])}  probe={_num(res['probe'])} -> {res['verdict']}")
+
+
+def terminal(ins, color=False, truecolor=False, chars=320, maps=1, width=100):
+    """The default report: verdict lines, then per hypothesis its heat maps."""
+    out = []
+    w = max([len(r["name"]) for r in ins.results] + [10]) + 1
+    if ins.results:
+        out.append(f"# {len(ins.text):,} characters; cells chosen on the first half, "
+                   f"numbers from the second (see docs/inspect.md)")
+        out += [verdict_line(r, w) for r in ins.results]
+    if ins.skipped:
+        out.append(f"# not in this text: {', '.join(ins.skipped)}")
+    b_sl = an.halves(len(ins.text))[1]
+    for res, h in zip(ins.results, ins.hyps):
+        a, b = ins_window(ins, h.values, b_sl, chars)
+        for cell in res["top"][:maps]:
+            out.append("")
+            out.append(f"{res['name']}: {cell_name(cell)}  r={_num(cell['r'], signed=True)}  "
+                       f"lag={cell['lag']:+d}  -> {res['verdict']}  (characters {a:,}..{b:,})")
+            out.append(heat_map(ins.text, colour_values(ins, cell), a, b, color, truecolor, width))
+    for layer, state, unit in ins.shown:
+        a, b = b_sl.start, min(b_sl.stop, b_sl.start + chars)
+        out.append("")
+        out.append(f"{cell_name((layer, state, unit))}  (characters {a:,}..{b:,})")
+        out.append(heat_map(ins.text, colour_values(ins, (layer, state, unit)), a, b, color,
+                            truecolor, width))
+    return "\n".join(out) + "\n"
+
+
+def colour_values(ins, cell):
+    """What a cell's colours show: its activation, and for the unbounded LSTM cell
+    state c, tanh(c), so the fixed [-1, 1] scale stays readable."""
+    layer, state, unit = (cell["layer"], cell["state"], cell["unit"]) if isinstance(cell, dict) \
+        else cell
+    v = ins.series(layer, state, unit)
+    return np.tanh(v) if state == "c" else v
+
+
+def ins_window(ins, values, part, chars):
+    from charrnn.inspect import window
+    return window(values, part.start, part.stop, chars, ins.text)
+
+
+# -- for scripts -----------------------------------------------------------------
+
+def _clean(x):
+    """JSON has no NaN: None instead; numpy scalars to Python."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def to_json(ins):
+    return json.dumps(_clean(ins.to_dict()), indent=1) + "\n"
+
+
+CSV_FIELDS = ("hypothesis", "verdict", "rank", "layer", "state", "unit", "lag", "r_select", "r")
+
+
+def to_csv(ins, stream):
+    """One row per cell and hypothesis, best first: the cell's best lag on the
+    choosing half, its r there and on the reporting half. Layers from 1."""
+    w = csv.writer(stream, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for j, res in enumerate(ins.results):
+        R = ins.R
+        cells = an.best_cells(R, j, top=R.shape[1] * R.shape[3])
+        for rank, (b, unit, k) in enumerate(cells, 1):
+            layer, state = ins.rec.blocks[b]
+            w.writerow([res["name"], res["verdict"], rank, layer + 1, state, unit, an.LAGS[k],
+                        f"{R[0, b, k, unit, j]:.4f}", f"{R[1, b, k, unit, j]:.4f}"])
+
+
+# -- HTML ------------------------------------------------------------------------
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #111; background: #fff; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.4em 0 0.3em; }
+.verdict { font-family: monospace; white-space: pre; font-size: 0.85em; }
+.cellrow { font-family: monospace; font-size: 0.9em; margin: 0.2em 0 0.8em; overflow-x: auto; }
+.line { white-space: pre; line-height: 1.35; color: #000; }
+.feat { white-space: pre; line-height: 0; height: 5px; margin-bottom: 3px; color: transparent;
+  overflow: hidden; }
+.feat span { display: inline-block; height: 5px; vertical-align: top; }
+.label { font-family: monospace; font-size: 0.8em; color: #555; margin-top: 0.6em; }
+table { border-collapse: collapse; font-family: monospace; font-size: 0.85em; }
+td, th { padding: 0.1em 0.6em; text-align: right; border-bottom: 1px solid #ddd; }
+"""
+
+SCRIPT = """
+(function () {
+  var rows = document.querySelectorAll('.cellrow');
+  var ok = true;
+  rows.forEach(function (r) { if (r.getBoundingClientRect().height <= 0) ok = false; });
+  document.body.setAttribute('data-rows', String(rows.length));
+  document.body.setAttribute('data-rendered', ok ? 'yes' : 'no');
+})();
+"""
+
+
+def _spans(text, a, b, colour, title):
+    return "".join(f'<span style="background:rgb{colour(i)}" title="{title(i)}">'
+                   f'{html.escape(visible(text[i]))}</span>' for i in range(a, b))
+
+
+def _html_cell(text, values, raw, feat, scale, a, b):
+    """One cell: per line of text, the characters coloured by values (the raw
+    activation on hover) and beneath them a bar as dark as |feature| (scaled to
+    the window's largest), so each character sits over its own feature value."""
+    rows = []
+    for s, e in _lines(text, a, b, 10 ** 9):
+        rows.append('<div class="line">' + _spans(text, s, e, lambda i: rgb(values[i]),
+                                                  lambda i: f"{raw[i]:+.3f}") + "</div>")
+        if feat is not None:
+            grey = lambda i: (lambda g: (g, g, g))(int(round(255 - 175 * min(1.0, abs(float(feat[i]))))))  # noqa: E731
+            rows.append('<div class="feat">' + _spans(text, s, e, grey,
+                                                      lambda i: f"{feat[i] * scale:g}") + "</div>")
+    return f'<div class="cellrow">{"".join(rows)}</div>'
+
+
+def to_html(ins, chars=600, maps=3):
+    """One self-contained page: no external assets, no network."""
+    c = ins.cfg
+    body = [f"<h1>charrnn inspect-cells: {c.kind} {c.layers}x{c.hidden}, "
+            f"{len(ins.text):,} characters</h1>",
+            "<p>Cells chosen on the first half of the text, numbers from the second. "
+            "Colour: the activation on a fixed scale, -1 red, 0 white, +1 blue (hover for the "
+            "value); the grey bar beneath is the feature.</p>"]
+    b_sl = an.halves(len(ins.text))[1]
+    for res, h in zip(ins.results, ins.hyps):
+        body.append(f'<h2>{html.escape(res["name"])}: {res["verdict"]}</h2>')
+        body.append(f'<div class="verdict">{html.escape(verdict_line(res))}</div>')
+        a, b = ins_window(ins, h.values, b_sl, chars)
+        f = h.values
+        scale = max(1.0, float(np.abs(f[a:b]).max()) if b > a else 1.0)
+        feat = f / scale
+        for cell in res["top"][:maps]:
+            body.append(f'<div class="label">{html.escape(cell_name(cell))}  '
+                        f'r={_num(cell["r"], signed=True)}  lag={cell["lag"]:+d}</div>')
+            raw = ins.series(cell["layer"], cell["state"], cell["unit"])
+            body.append(_html_cell(ins.text, colour_values(ins, cell), raw, feat, scale, a, b))
+    for layer, state, unit in ins.shown:
+        a, b = b_sl.start, min(b_sl.stop, b_sl.start + chars)
+        body.append(f'<h2>{html.escape(cell_name((layer, state, unit)))}</h2>')
+        body.append(_html_cell(ins.text, colour_values(ins, (layer, state, unit)),
+                               ins.series(layer, state, unit), None, 1.0, a, b))
+    if ins.saturation is not None:
+        from charrnn.inspect.extras import saturation_svg, saturation_table_html
+        body.append("<h2>Gate saturation</h2>")
+        body.append(saturation_table_html(ins.saturation))
+        body.append(saturation_svg(ins.saturation))
+    if ins.discovered is not None:
+        from charrnn.inspect.extras import discover_html
+        body.append(discover_html(ins))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>charrnn inspect-cells</title><style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")

@@ -1,0 +1,125 @@
+"""The statistics: correlation as one matrix product, AUC, the circular-shift null,
+a ridge probe and the locality baseline.
+
+Dimensions: n time steps of one half of the text, K columns of activations (one
+per unit of a block), J features, S random shifts, D probe inputs.
+
+Pearson r of every column of A with every column of F is one product of
+z-scored columns,  r = Za^T Zf / n  (Za = (A - mean) / std over time), and for a
+binary feature it is the point-biserial correlation. A lag k pairs the
+activation at t + k with the feature at t: the cell may register a character
+k steps after reading it.
+"""
+import numpy as np
+
+
+def zscore(a):
+    """Columns of a (n, K) or (n,) centred and scaled to unit variance, float32;
+    a constant column becomes 0, so its r with anything is 0."""
+    a = np.asarray(a)
+    mu = a.mean(axis=0, dtype=np.float64)
+    sd = a.std(axis=0, dtype=np.float64)
+    scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-12 * (1 + np.abs(mu)))
+    return ((a - mu) * scale).astype(np.float32)
+
+
+def corr(A, F, lag=0):
+    """r[k, j] between A[t + lag, k] and F[t, j]: (K, J). A: (n, K), F: (n, J)."""
+    n = len(A) - lag
+    return zscore(A[lag:]).T @ zscore(F[:n]) / np.float32(n)
+
+
+def auc(scores, labels):
+    """P(score of a positive > score of a negative), a tie counting 1/2: the
+    Mann-Whitney U over n1 n0, from average ranks. nan without both classes."""
+    from scipy.stats import rankdata
+    pos = np.asarray(labels).astype(bool)
+    n1 = int(pos.sum())
+    n0 = len(pos) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def shifts(n, count, rng):
+    """count random circular shifts of a series of n steps, at least n/10 from 0."""
+    lo = max(1, n // 10)
+    return rng.integers(lo, max(lo + 1, n - lo), size=count)
+
+
+def shift_null(Zblocks, f, offsets):
+    """Null distribution of the best |r|: for each offset s, the max over every
+    column of every block of |r| with f rolled by s. Zblocks: [(n, K)] z-scored;
+    f: (n,). Returns (S,). Rolling keeps f's own autocorrelation, so a slowly
+    varying feature gets the large chance correlations it really has."""
+    n = len(f)
+    zf = zscore(f)
+    Fs = np.stack([np.roll(zf, s) for s in offsets], axis=1)    # (n, S)
+    best = np.zeros(len(offsets), np.float32)
+    for Z in Zblocks:
+        np.maximum(best, np.abs(Z.T @ Fs).max(axis=0) / np.float32(n), out=best)
+    return best
+
+
+def p_value(null, r):
+    """(1 + #{null >= |r|}) / (1 + S): never 0, at best 1 / (S + 1)."""
+    return (1 + int(np.sum(null >= abs(r)))) / (1 + len(null))
+
+
+def pearson(x, y):
+    """Columnwise r between x (n, J) and y (n, J), or of two vectors."""
+    zx, zy = zscore(x), zscore(y)
+    return (zx * zy).mean(axis=0)
+
+
+def ridge_r(Xa, Ya, Xb, Yb, alpha=1e-2):
+    """A linear probe: ridge regression of Ya (n_a, J) on Xa (n_a, D), inputs
+    z-scored with half a's statistics, penalty alpha * n_a; returns r (J,) of its
+    predictions with Yb on the other half."""
+    mu, sd = Xa.mean(axis=0), Xa.std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    Za = ((Xa - mu) / sd).astype(np.float32)           # float32 products, float64 solve
+    Zb = ((Xb - mu) / sd).astype(np.float32)
+    G = (Za.T @ Za).astype(np.float64) + alpha * len(Za) * np.eye(Za.shape[1])
+    W = np.linalg.solve(G, (Za.T @ (Ya - Ya.mean(axis=0)).astype(np.float32)).astype(np.float64))
+    return pearson(Zb @ W.astype(np.float32), Yb)
+
+
+def context_keys(ids, width, lag=0):
+    """keys[k][t]: a 64-bit hash of the k characters ending at t + lag, k = 0..width
+    (positions past the end read as a sentinel)."""
+    ids = np.asarray(ids, np.int64)
+    T = len(ids)
+    padded = np.concatenate([np.full(width, -1), ids, np.full(lag, -1)]) + 2  # (width+T+lag,)
+    keys = [np.zeros(T, np.uint64)]
+    P = np.uint64(1_000_003)
+    with np.errstate(over="ignore"):
+        for k in range(1, width + 1):
+            # the character k-1 before t + lag sits at width + t + lag - (k - 1)
+            c = padded[width + lag - k + 1: width + lag - k + 1 + T].astype(np.uint64)
+            keys.append(keys[-1] * P + c)
+    return keys
+
+
+def local_r(ids, Y, half_a, half_b, width=8, lag=0, min_count=2):
+    """The locality baseline: how well the last `width` characters alone predict
+    each feature, held out. On half a, the mean of Y (T, J) for each context of k
+    characters, k = width..0; on half b, the mean of the longest context seen at
+    least min_count times (k = 0 is the overall mean). Returns r (J,) on half b."""
+    keys = context_keys(ids, width, lag)
+    Ya, J = Y[half_a], Y.shape[1]
+    pred = np.zeros((half_b.stop - half_b.start, J))
+    done = np.zeros(len(pred), bool)
+    for k in range(width, -1, -1):
+        uniq, inv = np.unique(keys[k][half_a], return_inverse=True)
+        counts = np.bincount(inv, minlength=len(uniq))
+        kb = keys[k][half_b]
+        pos = np.minimum(np.searchsorted(uniq, kb), len(uniq) - 1)
+        hit = (uniq[pos] == kb) & (counts[pos] >= min_count) & ~done
+        if hit.any():
+            for j in range(J):
+                sums = np.bincount(inv, weights=Ya[:, j], minlength=len(uniq))
+                pred[hit, j] = sums[pos[hit]] / counts[pos[hit]]
+            done |= hit
+    return pearson(pred, Y[half_b])
