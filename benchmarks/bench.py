@@ -21,6 +21,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +44,7 @@ def peak_rss_mb():
 # -- one measurement, in a child process -------------------------------------------
 
 def child_charrnn(kind, H, steps, warmup, sample_chars):
+    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
     import numpy as np
     from charrnn.model import ModelConfig
     from charrnn.sample import Sampler
@@ -128,6 +130,22 @@ def child_torch(kind, H, steps, warmup, sample_chars):
     return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb()}
 
 
+def child_big_corpus(path, steps):
+    """Reads a large corpus and trains a few steps: read speed and peak RSS."""
+    from charrnn.data import read_corpus
+    from charrnn.model import ModelConfig
+    from charrnn.train import Run, TrainConfig
+    t = time.perf_counter()
+    corpus = read_corpus([path])
+    read_s = time.perf_counter() - t
+    run = Run(corpus, os.devnull, ModelConfig(), TrainConfig(seed=0))
+    for _ in range(steps):
+        run.train_step()
+    run.validate()
+    return {"read_MB_s": os.path.getsize(path) / read_s / 1e6, "rss_mb": peak_rss_mb(),
+            "chars": len(corpus[0]), "dtype": str(corpus[0].dtype)}
+
+
 # -- the driver -----------------------------------------------------------------
 
 def measure(impl, kind, H, args):
@@ -158,8 +176,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample-chars", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--big-corpus-mb", type=int, default=500,
+                    help="size of the corpus for the memory test; 0 skips it")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child and args.child[0] == "big":
+        print(json.dumps(child_big_corpus(args.child[1], int(args.child[2]))))
+        return
     if args.child:
         impl, kind, H, steps, warmup, chars = args.child
         f = child_charrnn if impl == "charrnn" else child_torch
@@ -200,6 +223,25 @@ def main():
                 print(line, flush=True)
     exe = [sys.executable, "-m", "charrnn"]
     print(f"\n`charrnn --help`: {command_seconds(exe + ['--help']) * 1e3:.0f} ms wall (median of 5)")
+    with tempfile.TemporaryDirectory() as tmp:
+        ck = os.path.join(tmp, "m.npz")
+        subprocess.run(exe + ["train", corpus_path(), "-o", ck, "--max-steps", "1", "-q", "--seed", "0"],
+                       check=True)
+        t = command_seconds(exe + ["sample", ck, "--length", "200", "--seed", "1"])
+        print(f"`charrnn sample CKPT --length 200 > /dev/null` (2x128 LSTM, kernels cached): "
+              f"{t * 1e3:.0f} ms wall (median of 5)")
+        if args.big_corpus_mb:
+            big = os.path.join(tmp, "big.txt")
+            text = open(corpus_path(), "rb").read()
+            with open(big, "wb") as f:
+                for _ in range(args.big_corpus_mb * 10 ** 6 // len(text) + 1):
+                    f.write(text)
+            p = subprocess.run([sys.executable, __file__, "--child", "big", big, "3"],
+                               capture_output=True, text=True, check=True)
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            print(f"{os.path.getsize(big) / 1e6:,.0f} MB corpus ({r['chars']:,} characters as "
+                  f"{r['dtype']}): read at {r['read_MB_s']:.0f} MB/s; peak RSS {r['rss_mb']:,.0f} MB "
+                  f"while training a 2x128 LSTM on it")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from charrnn import CharrnnError, __version__
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
+COMPILE_NOTICE = "charrnn: compiling kernels, once (cached for later runs)"
 
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -86,7 +87,7 @@ def compile_notice(after=1.0):
     """Says on stderr that kernels are being compiled if the block takes longer than
     a cache load would; numba caches them, so this happens once per install."""
     import threading
-    timer = threading.Timer(after, say, ["charrnn: compiling kernels, once (cached for later runs)"])
+    timer = threading.Timer(after, say, [COMPILE_NOTICE])
     timer.daemon = True
     timer.start()
     try:
@@ -122,6 +123,11 @@ Examples:
 @click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
               help="Factor applied to the learning rate per epoch (smoothly).")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
+@click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
+              help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")
+@click.option("--min-lr", type=click.FloatRange(0), default=0.0, help="Where the cosine schedule ends.")
+@click.option("--patience", type=click.IntRange(0), default=0,
+              help="Stop after this many validations without a new best; 0: never.")
 @click.option("--grad-clip", type=click.FloatRange(0), default=5.0,
               help="Clip the gradient's global norm to this; 0 disables.")
 @click.option("--max-steps", type=click.IntRange(0), default=0,

@@ -32,6 +32,9 @@ class TrainConfig:
     lr: float = 2e-3            # peak learning rate
     lr_decay: float = 0.95      # multiplied into the learning rate once per epoch (smoothly)
     warmup: int = 0             # steps of linear learning-rate warm-up
+    schedule: str = "exp"       # exp: lr * lr_decay**epoch; cosine: to min_lr at the step limit
+    min_lr: float = 0.0         # where cosine ends
+    patience: int = 0           # stop after this many validations without a new best; 0: never
     grad_clip: float = 5.0      # max global L2 norm of the gradient; 0 disables
     max_steps: int = 0          # total steps of the run (counting resumed ones); 0: no limit
     epochs: float = 10          # total epochs; 0: no limit
@@ -66,9 +69,13 @@ def warm_up(cfg, optimizer):
     evaluate(tiny, carve(flat, tiny), np.zeros(4, dtype=np.uint8))
 
 
-def lr_at(tc, step, steps_per_epoch):
-    """Learning rate of step (0-based): linear warm-up, then lr * lr_decay**epochs."""
+def lr_at(tc, step, steps_per_epoch, total_steps=None):
+    """Learning rate of step (0-based): linear warm-up, then either lr * lr_decay**epoch
+    or a cosine from lr down to min_lr at total_steps (nanoGPT's schedule)."""
     warm = min(1.0, (step + 1) / tc.warmup) if tc.warmup else 1.0
+    if tc.schedule == "cosine" and total_steps:
+        progress = min(1.0, max(0, step - tc.warmup) / max(1, total_steps - tc.warmup))
+        return warm * (tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * progress)))
     return tc.lr * warm * tc.lr_decay ** (step / steps_per_epoch)
 
 
@@ -116,6 +123,7 @@ class Run:
         self.opt = Optimizer(tc.optimizer, self.flat.size)
         self.state = zero_state(cfg, tc.batch_size)
         self.step, self.best_val, self.val_loss, self.smooth = 0, math.inf, None, math.log(len(vocab))
+        self.stale = 0
         self.elapsed = 0.0
         self.warnings = []  # for the user, on resume
         if resume is not None:
@@ -145,6 +153,7 @@ class Run:
         self.val_loss = m.get("val_loss")
         self.smooth = m.get("train_loss") or self.smooth
         self.elapsed = float(m.get("elapsed_s", 0.0))
+        self.stale = int(m.get("validations_since_best", 0))
         if "rng" in m:
             self.rng.bit_generator.state = m["rng"]
 
@@ -158,7 +167,8 @@ class Run:
             "train_chars": int(len(self.train_ids)), "val_chars": int(len(self.val_ids)),
             "train_loss": self.smooth, "val_loss": self.val_loss,
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
-            "elapsed_s": self.elapsed, "rng": self.rng.bit_generator.state,
+            "elapsed_s": self.elapsed, "validations_since_best": self.stale,
+            "rng": self.rng.bit_generator.state,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
@@ -183,10 +193,13 @@ class Run:
             raise CharrnnError(f"the loss became {loss} at step {self.step + 1} (gradient norm "
                                f"{norm}); nothing was saved from this step: lower --lr or "
                                f"--grad-clip and resume from {self.out}")
-        self.opt.step(self.flat, self.grad, lr_at(tc, self.step, bt.steps_per_epoch), self.step + 1)
+        self.opt.step(self.flat, self.grad, self.lr(self.step), self.step + 1)
         self.state = new_state
         self.step += 1
         return loss
+
+    def lr(self, step):
+        return lr_at(self.tc, step, self.batches.steps_per_epoch, self.stop_step())
 
     def stop_step(self):
         tc, spe = self.tc, self.batches.steps_per_epoch
@@ -200,9 +213,14 @@ class Run:
         loss, _ = evaluate(self.cfg, self.p, ids)
         self.val_loss = loss
         if loss < self.best_val:
-            self.best_val = loss
+            self.best_val, self.stale = loss, 0
             self.save(best_path(self.out))
+        else:
+            self.stale += 1  # validations since the best: early stopping counts these
         return loss
+
+    def plateaued(self):
+        return self.tc.patience and self.stale >= self.tc.patience
 
 
 class Interrupted(Exception):
@@ -250,6 +268,10 @@ def run(run, progress=True, log_file=None, preview=None):
             evaluated = run.step % tc.eval_every == 0
             if evaluated:
                 run.validate()
+                if run.plateaued():
+                    bar.write(f"charrnn: no better validation loss in {tc.patience} validations: "
+                              f"stopping early (--patience)", file=sys.stderr)
+                    break
             if (tc.sample_every and run.step % tc.sample_every == 0) or \
                     (not tc.sample_every and evaluated):
                 if preview:
@@ -272,7 +294,7 @@ def run(run, progress=True, log_file=None, preview=None):
                     "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
                     "train_loss": loss, "smooth_loss": run.smooth,
                     "val_loss": run.val_loss if evaluated else None,
-                    "lr": lr_at(tc, run.step - 1, run.batches.steps_per_epoch),
+                    "lr": run.lr(run.step - 1),
                     "chars_per_sec": rate,
                     "elapsed_s": run.elapsed + time.time() - start_time}) + "\n")
                 logf.flush()

@@ -190,3 +190,24 @@ def test_check_writable(tmp_path):
     with pytest.raises(CharrnnError, match="is a directory"):
         tr.check_writable(str(tmp_path))
     tr.check_writable(str(tmp_path / "m.npz"))
+
+
+def test_cosine_schedule_values():
+    """Warm-up 10 steps, then half a cosine from 0.01 to 0.001 over the remaining 90."""
+    tc = tr.TrainConfig(lr=0.01, min_lr=0.001, warmup=10, schedule="cosine")
+    assert tr.lr_at(tc, 4, 7, 100) == pytest.approx(0.01 * 0.5)
+    assert tr.lr_at(tc, 9, 7, 100) == pytest.approx(0.01)
+    assert tr.lr_at(tc, 55, 7, 100) == pytest.approx(0.001 + 0.009 * 0.5)  # halfway
+    assert tr.lr_at(tc, 100, 7, 100) == pytest.approx(0.001)
+    assert tr.lr_at(tc, 500, 7, 100) == pytest.approx(0.001)  # stays at the floor
+    values = [tr.lr_at(tc, s, 7, 100) for s in range(10, 101)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_patience_stops_a_run_that_no_longer_improves(tmp_path):
+    """With lr 0 the weights never change: the validation loss cannot improve, so with
+    patience 3 the run stops 3 validations after its best, and says so in the meta."""
+    run = make_run(tmp_path / "m.npz", max_steps=1000, eval_every=5, patience=3, lr=0.0)
+    tr.run(run, progress=False)
+    assert run.step == 20  # best at the first validation (step 5), then 3 without a better one
+    assert checkpoint.load(tmp_path / "m.npz").meta["validations_since_best"] == 3
