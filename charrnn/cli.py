@@ -179,14 +179,15 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, **opts
             opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
         tc = tr.TrainConfig.from_dict(opts)
     corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
-    run = tr.Run(corpus, output, cfg, tc, resume=ck)
+    run = tr.Run(corpus, output, cfg, tc, resume=ck,
+                 fit_batches=not ck and not {"batch_size", "seq_length"} & given)
     c, spe = run.cfg, run.batches.steps_per_epoch
     if not quiet:
         say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
             f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
             f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
         say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
-            f"{spe:,} steps of {tc.batch_size}x{tc.seq_length} per epoch; seed {tc.seed}"
+            f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
             + (f"; resuming at step {run.step:,}" if ck else ""))
     for w in run.warnings:
         say(f"charrnn: warning: {w}")

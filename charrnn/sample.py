@@ -18,7 +18,6 @@ stream. Stop cuts the texts at a delimiter as they arrive, chunk by chunk.
 """
 import numpy as np
 from numba import njit
-from numba.typed import List
 
 from charrnn.gru import gru_step
 from charrnn.lstm import lstm_step
@@ -207,11 +206,16 @@ class Sampler:
         self.cfg, self.vocab = cfg, vocab
         x0 = f32["embed.W"] @ f32["L0.Wx"] if cfg.embed else f32["L0.Wx"]
         self.table0 = np.ascontiguousarray(x0 + f32["L0.b"])
-        lay = range(cfg.layers)
-        self.Wxs = List([f32[f"L{l}.Wx"] for l in lay])
-        self.Whs = List([f32[f"L{l}.Wh"] for l in lay])
-        self.bs = List([f32[f"L{l}.b"] for l in lay])
-        self.bhns = List([f32.get(f"L{l}.bhn", np.zeros(1, np.float32)) for l in lay])
+        # the layers stacked into (L, ...) arrays, which index to contiguous 2-D
+        # views in compiled code (a numba typed List costs 0.6 s to build);
+        # layer 0's Wx is in table0, so its slot in Wxs stays zero
+        L, H, G = cfg.layers, cfg.hidden, self.table0.shape[1]
+        self.Wxs = np.zeros((L, H, G), dtype=np.float32)
+        for l in range(1, L):
+            self.Wxs[l] = f32[f"L{l}.Wx"]
+        self.Whs = np.stack([f32[f"L{l}.Wh"] for l in range(L)])
+        self.bs = np.stack([f32[f"L{l}.b"] for l in range(L)])
+        self.bhns = np.stack([f32.get(f"L{l}.bhn", np.zeros(H, np.float32)) for l in range(L)])
         self.Wy, self.by = f32["out.W"], f32["out.b"]
         self.weights = (KINDS[cfg.kind], self.table0, self.Wxs, self.Whs, self.bs, self.bhns)
 

@@ -6,6 +6,7 @@ Everything a run needs to continue bit for bit is in its checkpoint: parameters,
 optimizer buffers, carried hidden state, step (which fixes the epoch, the data
 position and the learning rate) and the random generator's state.
 """
+import dataclasses
 import json
 import math
 import os
@@ -98,10 +99,12 @@ def check_writable(path):
 class Run:
     """One training run: its data, model, optimizer and progress."""
 
-    def __init__(self, corpus, out, cfg, tc, resume=None):
+    def __init__(self, corpus, out, cfg, tc, resume=None, fit_batches=False):
         """corpus: a str, or (ids, vocab) from data.read_corpus (which, on resume, must
-        have been read with the checkpoint's vocabulary)."""
+        have been read with the checkpoint's vocabulary). fit_batches: shrink the batch
+        (then the sequence) to fit a short text, with a warning, instead of an error."""
         self.out, self.tc = out, tc
+        self.warnings = []  # for the user
         if isinstance(corpus, str):
             vocab = resume.vocab if resume is not None else build_vocab(corpus)
             ids = encode(corpus, vocab, "the training text")
@@ -115,6 +118,8 @@ class Run:
             raise CharrnnError("the text has fewer than 2 distinct characters: nothing to learn")
         self.cfg, self.vocab = cfg, vocab
         self.train_ids, self.val_ids = split(ids, tc.val_frac)
+        if fit_batches:
+            tc = self.tc = self._fit(tc)
         self.batches = Batches(self.train_ids, tc.batch_size, tc.seq_length)
         self.rng = np.random.default_rng(tc.seed)
         self.flat = init_params(cfg, self.rng, init=tc.init)
@@ -125,9 +130,20 @@ class Run:
         self.step, self.best_val, self.val_loss, self.smooth = 0, math.inf, None, math.log(len(vocab))
         self.stale = 0
         self.elapsed = 0.0
-        self.warnings = []  # for the user, on resume
         if resume is not None:
             self._restore(resume)
+
+    def _fit(self, tc):
+        """The largest batch of tc.seq_length-character chunks the training text fills
+        (or one stream as long as the text allows)."""
+        L, N, T = len(self.train_ids), tc.batch_size, tc.seq_length
+        if L >= N * (T + 1) or L < 3:
+            return tc  # it fits, or nothing fits: Batches says so
+        N, T = (L // (T + 1), T) if L >= T + 1 else (1, L - 1)
+        self.warnings.append(f"the training text ({L:,} characters) is too short for "
+                             f"{tc.batch_size} streams of {tc.seq_length}: using --batch-size {N} "
+                             f"--seq-length {T}")
+        return dataclasses.replace(tc, batch_size=N, seq_length=T)
 
     def _restore(self, ck):
         for name, a in ck.params.items():

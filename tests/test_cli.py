@@ -396,3 +396,18 @@ def test_errors_from_the_installed_command(tmp_path):
             env=dict(os.environ, NO_COLOR="1"))
     assert p.returncode == 2 and p.stderr.startswith("charrnn: error: ")
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_a_short_text_shrinks_the_default_batch_with_a_warning(tmp_path):
+    """With the default batch (50 x 50) a 1,000-character text does not fit: the batch
+    shrinks to fit, with a warning; an explicit --batch-size is respected (an error)."""
+    text = tmp_path / "short.txt"
+    text.write_text(synth.generate(1000, seed=2))
+    code, _, err = charrnn("train", text, "-o", tmp_path / "m.npz", "--max-steps", "2",
+                           "--hidden", "8")
+    assert code == 0, err
+    assert "warning: the training text (900 characters) is too short for 50 streams of 50: " \
+           "using --batch-size 17 --seq-length 50" in err
+    assert checkpoint.load(tmp_path / "m.npz").meta["train"]["batch_size"] == 17
+    code, _, err = charrnn("train", text, "-o", tmp_path / "m2.npz", "--batch-size", "50")
+    assert code == 1 and "too short" in err
