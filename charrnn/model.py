@@ -170,7 +170,7 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         WhT = np.ascontiguousarray(Wh.T)
         da = np.empty_like(xw)
         dah = da                                     # gradient of h_prev Wh
-        ds0 = np.empty_like(state[l])
+        ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
         if cfg.kind == "rnn":
             threads.run(rnn_backward, N, da, ds0[0], dh, h, WhT)
         elif cfg.kind == "lstm":
@@ -185,15 +185,16 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         threads.matmul_tn_add(g[f"L{l}.Wh"], h_prev, dah.reshape(M, -1))  # one GEMM per chunk
         da2 = da.reshape(M, -1)
         g[f"L{l}.b"] += da2.sum(axis=0)
-        WxT = np.ascontiguousarray(p[f"L{l}.Wx"].T)
+        WxT = p[f"L{l}.Wx"].T  # made contiguous only where used: one-hot input needs none
         if l > 0:
             x_in = caches[l - 1][3].reshape(M, H)
             threads.matmul_tn_add(g[f"L{l}.Wx"], x_in, da2)
-            dx = threads.matmul(da2, WxT).reshape(T, N, H)
+            dx = threads.matmul(da2, np.ascontiguousarray(WxT)).reshape(T, N, H)
         elif cfg.embed:
             emb = p["embed.W"][ids].reshape(M, -1)
             threads.matmul_tn_add(g["L0.Wx"], emb, da2)
-            scatter_add_rows(g["embed.W"], ids.reshape(M), threads.matmul(da2, WxT))
+            scatter_add_rows(g["embed.W"], ids.reshape(M),
+                             threads.matmul(da2, np.ascontiguousarray(WxT)))
         else:
             scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
 
