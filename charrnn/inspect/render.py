@@ -38,6 +38,11 @@ def rgb(v):
     return (255, w, w) if v < 0 else (w, w, 255)
 
 
+def dark(v):
+    """Whether rgb(v) is dark enough that text on it must be white to stay readable."""
+    return math.isfinite(v) and abs(v) > 0.55
+
+
 def glyph(v):
     v = 0.0 if not math.isfinite(v) else max(-1.0, min(1.0, float(v)))
     return GLYPHS[int(round((v + 1) / 2 * (len(GLYPHS) - 1)))]
@@ -50,9 +55,10 @@ def visible(ch):
 def _ansi(v, truecolor):
     r, g, b = rgb(v)
     if truecolor:
-        return f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m"
+        fg = "255;255;255" if dark(v) else "0;0;0"
+        return f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;{fg}m"
     cube = 16 + 36 * round(r / 51) + 6 * round(g / 51) + round(b / 51)
-    return f"\x1b[48;5;{cube}m\x1b[38;5;16m"
+    return f"\x1b[48;5;{cube}m\x1b[38;5;{231 if dark(v) else 16}m"
 
 
 def _lines(text, a, b, width):
@@ -207,9 +213,9 @@ SCRIPT = """
 """
 
 
-def _spans(text, a, b, colour, title):
-    return "".join(f'<span style="background:rgb{colour(i)}" title="{title(i)}">'
-                   f'{html.escape(visible(text[i]))}</span>' for i in range(a, b))
+def _spans(text, a, b, colour, title, white=lambda i: False):
+    return "".join(f'<span style="background:rgb{colour(i)}{";color:#fff" if white(i) else ""}" '
+                   f'title="{title(i)}">{html.escape(visible(text[i]))}</span>' for i in range(a, b))
 
 
 def _html_cell(text, values, raw, feat, scale, a, b):
@@ -219,7 +225,8 @@ def _html_cell(text, values, raw, feat, scale, a, b):
     rows = []
     for s, e in _lines(text, a, b, 10 ** 9):
         rows.append('<div class="line">' + _spans(text, s, e, lambda i: rgb(values[i]),
-                                                  lambda i: f"{raw[i]:+.3f}") + "</div>")
+                                                  lambda i: f"{raw[i]:+.3f}",
+                                                  lambda i: dark(values[i])) + "</div>")
         if feat is not None:
             grey = lambda i: (lambda g: (g, g, g))(int(round(255 - 175 * min(1.0, abs(float(feat[i]))))))  # noqa: E731
             rows.append('<div class="feat">' + _spans(text, s, e, grey,
