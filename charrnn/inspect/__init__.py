@@ -11,6 +11,7 @@
 This module ties them together; the CLI's inspect-cells command calls inspect().
 """
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -126,15 +127,21 @@ def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SH
     if len(ids) < 4 * ft.MIN_EVENTS:
         raise CharrnnError(f"the text has {len(ids)} characters; inspect-cells needs at least "
                            f"{4 * ft.MIN_EVENTS}, and a few thousand to find anything")
-    rec = _record(cfg, params, ids, progress, "recording")
     parts = an.halves(len(ids))
     usable = [h for h in hyps if ft.applies(h, parts)]
+    # the untrained baseline is recorded in a second thread while the model is (the
+    # kernels release the GIL): at batch 1 each recording is bound by reading weights
+    pool = ThreadPoolExecutor(1) if usable and untrained else None
+    if pool:
+        ufuture = pool.submit(_record, cfg, untrained_params(cfg, seed), ids, False, "")
+    rec = _record(cfg, params, ids, progress, "recording")
     blocks = [rec[b] for b in rec.blocks]
     results, R = [], None
     if usable:
         base = None
-        if untrained:
-            urec = _record(cfg, untrained_params(cfg, seed), ids, progress, "untrained model")
+        if pool:
+            urec = ufuture.result()
+            pool.shutdown()
             base = [urec[b] for b in urec.blocks]
         results, R = an.analyze(blocks, rec.blocks, memory_groups(rec), ids, usable, base,
                                 seed=seed, n_shifts=shifts, top=top, progress=say)

@@ -51,14 +51,26 @@ def _half_lag(a, sl, lag):
 
 def scan(blocks, F, parts, lags=LAGS):
     """R[p, b, k]: (H, J) r of every unit of block b with every feature, at lag
-    lags[k], on part p of the text. blocks: [(T, H)]; F: (T, J)."""
+    lags[k], on part p of the text. blocks: [(T, H)]; F: (T, J).
+
+    The activations are never z-scored: the z-scored features sum to zero, so
+    Za^T Zf = diag(1 / sd_a) A^T Zf, and sd_a at each lag comes from the part's
+    sums minus the lag rows it drops (one pass over the block, not one per lag)."""
     R = np.empty((len(parts), len(blocks), len(lags), blocks[0].shape[1], F.shape[1]), np.float32)
     for p, sl in enumerate(parts):
-        for k, lag in enumerate(lags):
-            Zf = stats.zscore(F[sl.start:sl.stop - lag])
-            for b, a in enumerate(blocks):
-                Za = stats.zscore(a[sl.start + lag:sl.stop])
-                R[p, b, k] = Za.T @ Zf / np.float32(len(Zf))
+        Zfs = [stats.zscore(F[sl.start:sl.stop - lag]) for lag in lags]
+        for b, a in enumerate(blocks):
+            part = a[sl]
+            s1 = part.sum(axis=0, dtype=np.float64)
+            s2 = np.square(part, dtype=np.float64).sum(axis=0)
+            for k, lag in enumerate(lags):
+                n = len(part) - lag
+                head = part[:lag].astype(np.float64)  # steps whose activation is paired with no feature
+                mean = (s1 - head.sum(axis=0)) / n
+                var = np.maximum((s2 - np.square(head).sum(axis=0)) / n - mean * mean, 0.0)
+                sd = np.sqrt(var)
+                scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-6 * (1 + np.abs(mean)))
+                R[p, b, k] = (scale[:, None] * (part[lag:].T @ Zfs[k])) / n
     return R
 
 
