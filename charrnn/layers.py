@@ -54,22 +54,29 @@ def sigmoid(x):
     return HALF + HALF * tanh(HALF * x)
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def max_and_sum_exp(row):
+    """(max, sum of exp(row - max)): the stable pieces of log-sum-exp. The max is
+    subtracted before exp, so no logit is large enough to overflow."""
+    mx = row[0]
+    for v in range(1, row.shape[0]):
+        mx = max(mx, row[v])
+    s = 0.0
+    for v in range(row.shape[0]):
+        s += np.exp(row[v] - mx)
+    return mx, s
+
+
 @njit(cache=True, error_model="numpy")
 def softmax_xent(dlogits, logits, targets, scale):
     """Cross-entropy of the softmax of each row of logits against targets, fused.
     dlogits: (M, V) out, scale * d(loss)/d(logits), which is scale * (p - onehot);
     logits: (M, V); targets: (M,) ids. Returns the summed loss in nats (float64).
-    dlogits may be logits itself (in place). The max is subtracted before exp,
-    so no logit is large enough to overflow."""
+    dlogits may be logits itself (in place)."""
     M, V = logits.shape
     total = 0.0
     for m in range(M):
-        mx = logits[m, 0]
-        for v in range(1, V):
-            mx = max(mx, logits[m, v])
-        s = 0.0
-        for v in range(V):
-            s += np.exp(logits[m, v] - mx)
+        mx, s = max_and_sum_exp(logits[m])
         y = targets[m]
         total += np.log(s) - (logits[m, y] - mx)
         inv = 1.0 / s
@@ -82,15 +89,9 @@ def softmax_xent(dlogits, logits, targets, scale):
 @njit(cache=True, error_model="numpy")
 def xent(logits, targets):
     """The summed cross-entropy alone, for evaluation: no gradient is written."""
-    M, V = logits.shape
     total = 0.0
-    for m in range(M):
-        mx = logits[m, 0]
-        for v in range(1, V):
-            mx = max(mx, logits[m, v])
-        s = 0.0
-        for v in range(V):
-            s += np.exp(logits[m, v] - mx)
+    for m in range(logits.shape[0]):
+        mx, s = max_and_sum_exp(logits[m])
         total += np.log(s) - (logits[m, targets[m]] - mx)
     return total
 
