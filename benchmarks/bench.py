@@ -146,6 +146,23 @@ def child_big_corpus(path, steps):
             "chars": len(corpus[0]), "dtype": str(corpus[0].dtype)}
 
 
+def child_num_samples(counts, chars):
+    """Aggregate sampling chars/s of a 2x128 LSTM for each --num-samples in counts."""
+    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
+    import numpy as np
+    from charrnn.model import ModelConfig, carve, init_params
+    from charrnn.sample import Sampler
+    cfg = ModelConfig(kind="lstm", vocab_size=65, hidden=128, layers=2, embed=128)
+    s = Sampler(cfg, carve(init_params(cfg, np.random.default_rng(0)), cfg), [chr(32 + i) for i in range(65)])
+    out = {}
+    for n in counts:
+        list(s.generate(np.array([0]), 20, num_samples=n, seed=0))
+        t = time.perf_counter()
+        list(s.generate(np.array([0]), chars, num_samples=n, seed=0))
+        out[n] = n * chars / (time.perf_counter() - t)
+    return out
+
+
 # -- the driver -----------------------------------------------------------------
 
 def measure(impl, kind, H, args):
@@ -180,6 +197,9 @@ def main():
                     help="size of the corpus for the memory test; 0 skips it")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child and args.child[0] == "samples":
+        print(json.dumps(child_num_samples([1, 4, 16, 64], 2000)))
+        return
     if args.child and args.child[0] == "big":
         print(json.dumps(child_big_corpus(args.child[1], int(args.child[2]))))
         return
@@ -221,6 +241,11 @@ def main():
                     line += (f" {cps / peer[0]:.2f}x | {scps / peer[3]:.2f}x |" if impl == "charrnn"
                              else " | |")
                 print(line, flush=True)
+    p = subprocess.run([sys.executable, __file__, "--child", "samples"], capture_output=True,
+                       text=True, check=True)
+    rates = json.loads(p.stdout.strip().splitlines()[-1])
+    print("\n--num-samples N (2x128 LSTM), aggregate chars/s: "
+          + ", ".join(f"N={n}: {r:,.0f}" for n, r in rates.items()))
     exe = [sys.executable, "-m", "charrnn"]
     print(f"\n`charrnn --help`: {command_seconds(exe + ['--help']) * 1e3:.0f} ms wall (median of 5)")
     with tempfile.TemporaryDirectory() as tmp:

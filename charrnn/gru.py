@@ -19,7 +19,7 @@ ahn T*N*H (the term r multiplies, needed for dr), h T*N*H floats.
 import numpy as np
 from numba import njit
 
-from charrnn.layers import FAST, ONE, sigmoid, tanh
+from charrnn.layers import FAST, ONE, dot_rows, sigmoid, tanh
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -31,7 +31,7 @@ def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, lo, hi):
     a = np.empty((hi - lo, G), dtype=xw.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
-        np.dot(h_prev[lo:hi], Wh, a)
+        dot_rows(h_prev[lo:hi], Wh, a)
         for n in range(lo, hi):
             gru_cell(h[t, n], gates[t, n], ahn[t, n], a[n - lo], xw[t, n], bhn, h_prev[n])
 
@@ -79,7 +79,7 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT, lo, hi):
                 dhh[H + j] = daz
                 dhh[2 * H + j] = dan * r
                 dhn[j] = dhj * z  # the direct path z * h_prev
-        np.dot(dah[t][lo:hi], WhT, dh_rec)
+        dot_rows(dah[t][lo:hi], WhT, dh_rec)
         dh_next += dh_rec
     dh0[lo:hi] = dh_next
 

@@ -18,7 +18,7 @@ Memory per layer and chunk: gates T*N*4H + c T*N*H + h T*N*H floats.
 import numpy as np
 from numba import njit
 
-from charrnn.layers import FAST, ONE, sigmoid, tanh
+from charrnn.layers import FAST, ONE, dot_rows, sigmoid, tanh
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -29,7 +29,7 @@ def lstm_forward(h, c, gates, xw, Wh, h0, c0, lo, hi):
     T, N, G = xw.shape
     a = np.empty((hi - lo, G), dtype=xw.dtype)  # the only buffer; nothing is allocated per step
     for t in range(T):
-        np.dot(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
+        dot_rows(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
         for n in range(lo, hi):
             lstm_cell(h[t, n], c[t, n], gates[t, n], a[n - lo], xw[t, n],
                       c0[n] if t == 0 else c[t - 1, n])
@@ -77,7 +77,7 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT, lo, hi):
                 d[2 * H + j] = dhj * tc * o * (ONE - o)
                 d[3 * H + j] = dcj * i * (ONE - gg * gg)
                 dcn[j] = dcj * f
-        np.dot(da[t][lo:hi], WhT, dh_next)
+        dot_rows(da[t][lo:hi], WhT, dh_next)
     dh0[lo:hi] = dh_next
     dc0[lo:hi] = dc_next
 

@@ -12,7 +12,7 @@ Memory per layer and chunk: h T*N*H floats.
 import numpy as np
 from numba import njit
 
-from charrnn.layers import FAST, ONE, tanh
+from charrnn.layers import FAST, ONE, dot_rows, tanh
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -22,7 +22,7 @@ def rnn_forward(h, xw, Wh, h0, lo, hi):
     T, N, H = xw.shape
     a = np.empty((hi - lo, H), dtype=xw.dtype)
     for t in range(T):
-        np.dot(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
+        dot_rows(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
         for n in range(lo, hi):
             hr, ar, xr = h[t, n], a[n - lo], xw[t, n]
             for j in range(H):
@@ -41,7 +41,7 @@ def rnn_backward(da, dh0, dh, h, WhT, lo, hi):
             d, hr, dhr, dhn = da[t, n], h[t, n], dh[t, n], dh_next[n - lo]
             for j in range(H):
                 d[j] = (dhr[j] + dhn[j]) * (ONE - hr[j] * hr[j])
-        np.dot(da[t][lo:hi], WhT, dh_next)
+        dot_rows(da[t][lo:hi], WhT, dh_next)
     dh0[lo:hi] = dh_next
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.gru import gru_step
+from charrnn.layers import dot_rows
 from charrnn.lstm import lstm_step
 from charrnn.rnn import rnn_step
 
@@ -37,9 +38,9 @@ def advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a):
             for n in range(N):
                 xw[n, :] = table0[tok[n]]
         else:
-            np.dot(state[l - 1, 0], Wxs[l], xw)
+            dot_rows(state[l - 1, 0], Wxs[l], xw)
             xw += bs[l]
-        np.dot(state[l, 0], Whs[l], a)
+        dot_rows(state[l, 0], Whs[l], a)
         if kind == 0:
             rnn_step(state[l, 0], a, xw)
         elif kind == 1:
@@ -110,7 +111,7 @@ def sample_chunk(out, tok, state, coins, kind, table0, Wxs, Whs, bs, bhns, Wy, b
     work = np.empty(V, dtype=np.float64)
     for k in range(K):
         advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
-        np.dot(state[L - 1, 0], Wy, logits)
+        dot_rows(state[L - 1, 0], Wy, logits)
         for n in range(N):
             logits[n] += by
             tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
@@ -177,7 +178,7 @@ def beam_search(parents, chars, scores, tok, state, kind, table0, Wxs, Whs, bs, 
     spare = np.empty_like(state)
     for t in range(T):
         advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
-        np.dot(state[L - 1, 0], Wy, logits)
+        dot_rows(state[L - 1, 0], Wy, logits)
         for w in range(W):
             logits[w] += by
             log_softmax(cand[w], logits[w])
