@@ -272,14 +272,20 @@ def run(run, progress=True, log_file=None, preview=None):
                unit="step", dynamic_ncols=True, smoothing=0.1,
                mininterval=0.1 if sys.stderr.isatty() else 15)  # a log file gets a line now and then
     chars_per_step = tc.seq_length * tc.batch_size
-    last_t, last_step, rate = time.time(), run.step, 0.0
+    busy, busy_steps, rate = 0.0, 0, 0.0  # chars/s counts training steps only, not validation
     try:
         while stop is None or run.step < stop:
             if signals:
                 break
             if tc.time_limit and time.time() - start_time >= tc.time_limit:
                 break
+            t0 = time.perf_counter()
             loss = run.train_step()
+            if run.step > start_step + 1:  # the first step compiles or loads kernels
+                busy, busy_steps = busy + time.perf_counter() - t0, busy_steps + 1
+                rate = busy_steps * chars_per_step / busy
+                if busy > 2.0:  # a fresh window now and then, so the rate follows changes
+                    busy, busy_steps = 0.0, 0
             run.smooth = 0.99 * run.smooth + 0.01 * loss if run.step > 1 else loss
             evaluated = run.step % tc.eval_every == 0
             if evaluated:
@@ -294,12 +300,6 @@ def run(run, progress=True, log_file=None, preview=None):
                     preview(run, bar)
             if run.step % tc.checkpoint_every == 0:
                 run.save(run.out)
-            now = time.time()
-            if run.step == start_step + 1:  # the first step compiles or loads kernels: not counted
-                last_t, last_step = now, run.step
-            elif now - last_t > 0.5 or evaluated:
-                rate = (run.step - last_step) * chars_per_step / (now - last_t)
-                last_t, last_step = now, run.step
             bar.update(1)
             post = f"loss {run.smooth:.3f}"
             if run.val_loss is not None:
