@@ -100,7 +100,14 @@ class Checkpoint:
                                  f"expected float32 {tuple(shape)}")
             if not np.isfinite(a).all():
                 raise ValueError(f"its array param/{name} holds NaN or infinite values")
-            self.params[name] = a
+            self.params[name] = a.astype(np.float32, copy=False)  # one dtype for the kernels
+        for key, kind in (("step", int), ("train", dict), ("rng", dict)):
+            if key in meta and not isinstance(meta[key], kind) or meta.get("step", 0) < 0:
+                raise ValueError(f"its metadata field {key!r} is damaged")
+        for name, a in arrays.items():
+            if name.startswith(("opt/", "state/")) and \
+                    (a.dtype not in (np.float32, np.float64) or not np.isfinite(a).all()):
+                raise ValueError(f"its array {name} is not finite float data")
 
 
 def load(path):

@@ -103,8 +103,8 @@ Examples:
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
-@click.option("-o", "--output", default="model.npz", help="Checkpoint to write (the best by "
-              "validation loss goes to NAME.best.npz).")
+@click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
+              "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
 @click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
               help="Cell type.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
@@ -149,16 +149,30 @@ Examples:
 @click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
 @click.option("--log", "log_file", type=click.Path(), default=None, help="Append JSON Lines progress here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, previews or summary.")
-@click.option("--no-lock", is_flag=True, help="Let another run write the same checkpoint at once.")
+@click.option("--no-lock", is_flag=True, help="Let another run write the same checkpoint at once "
+              "(each run then also deletes the other's unfinished temporary files).")
+@click.option("--force", is_flag=True, help="Start a new run even where -o already holds a checkpoint.")
 @click.pass_context
-def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, **opts):
+def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, **opts):
     """Train a model on FILES (text; '-' reads standard input)."""
     from charrnn import checkpoint, train as tr
     from charrnn.data import read_corpus
     from charrnn.model import ModelConfig, num_params
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
+    output = output or resume or "model.npz"
     tr.check_writable(output)
+    if not resume and not force and os.path.exists(output):
+        raise CharrnnError(f"{output} already holds a checkpoint; continue it with --resume "
+                           f"{output}, choose another -o, or pass --force to start over")
+    if log_file:  # found unwritable now, not after the corpus is read
+        try:
+            open(log_file, "a").close()
+        except OSError as e:
+            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
+    if resume and "seed" in given:
+        say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
+            "random sequence")
     if resume:
         ck = checkpoint.load(resume)
         cfg = ck.config

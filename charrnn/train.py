@@ -161,6 +161,10 @@ class Run:
             self.warnings.append("the batch size differs from the checkpoint's: the carried "
                                  "hidden state starts again from zero")
         m = ck.meta
+        saved_T = m.get("train", {}).get("seq_length")
+        if saved_T is not None and saved_T != self.tc.seq_length:
+            self.warnings.append(f"--seq-length {self.tc.seq_length} differs from the checkpoint's "
+                                 f"{saved_T}: the data position and the schedule jump")
         if m.get("train_chars") not in (None, len(self.train_ids)):
             self.warnings.append(f"the training text has {len(self.train_ids):,} characters, the "
                                  f"checkpoint's had {m['train_chars']:,}: not an exact resume")
@@ -189,9 +193,15 @@ class Run:
         }
 
     def save(self, path):
+        if not np.isfinite(self.flat).all():  # never write what cannot be resumed from
+            raise CharrnnError(f"the weights hold NaN or infinite values at step {self.step}; "
+                               f"nothing was saved: lower --lr and resume from {self.out}")
         extra = {f"opt/{b}": v for b, v in self.opt.buffers.items()}
         extra["state/train"] = self.state
-        checkpoint.save(path, self.p, self.meta(), extra)
+        try:
+            checkpoint.save(path, self.p, self.meta(), extra)
+        except OSError as e:
+            raise CharrnnError(f"cannot write checkpoint {path}: {e.strerror or e}")
 
     # -- the loop ------------------------------------------------------------
     def train_step(self):
@@ -222,7 +232,10 @@ class Run:
         limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0) if s]
         return min(limits) if limits else None
 
-    def validate(self):
+    def validate(self, scheduled=True):
+        """The validation loss; a new best is saved. Only scheduled validations (every
+        eval_every steps) count towards --patience, so where a run stops and resumes
+        does not change when it stops early."""
         if len(self.val_ids) < 2:
             return None
         ids = self.val_ids[:self.tc.val_chars] if self.tc.val_chars else self.val_ids
@@ -231,7 +244,7 @@ class Run:
         if loss < self.best_val:
             self.best_val, self.stale = loss, 0
             self.save(best_path(self.out))
-        else:
+        elif scheduled:
             self.stale += 1  # validations since the best: early stopping counts these
         return loss
 
@@ -315,7 +328,7 @@ def run(run, progress=True, log_file=None, preview=None):
                     "elapsed_s": run.elapsed + time.time() - start_time}) + "\n")
                 logf.flush()
         if run.step % tc.eval_every and run.step > start_step and not signals:
-            run.validate()
+            run.validate(scheduled=False)
         run.elapsed += time.time() - start_time
         run.save(run.out)
     finally:

@@ -386,12 +386,17 @@ def test_param_with_non_finite_values(ckpt, tmp_path, bad):
     assert_refused(tmp_path / "b.npz", "param/L1.Wx")
 
 
-def test_float64_params_are_accepted(ckpt, tmp_path):
-    arrays = {k: (a.astype(np.float64) if k.startswith("param/") else a)
+@pytest.mark.parametrize("which", ["all", "one"])
+def test_float64_params_are_accepted_as_float32(ckpt, tmp_path, which):
+    """float64 parameters (all, or one among float32 ones) load, as float32: the
+    kernels need one dtype, and a mix would fail in the forward pass."""
+    arrays = {k: (a.astype(np.float64) if k.startswith("param/") and
+                  (which == "all" or k == "param/out.W") else a)
               for k, a in members(ckpt).items()}
     write_npz(tmp_path / "b.npz", arrays)
     ck = checkpoint.load(str(tmp_path / "b.npz"))
-    assert ck.params["out.W"].dtype == np.float64
+    assert {a.dtype for a in ck.params.values()} == {np.dtype(np.float32)}
+    np.testing.assert_allclose(ck.params["out.W"], arrays["param/out.W"], rtol=1e-6)
 
 
 UNPICKLED = []

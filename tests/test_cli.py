@@ -321,6 +321,7 @@ TRAIN_ERRORS = [
     (["bad.txt"], 1, "at byte 2"),
     (["one.txt"], 1, "fewer than 2 distinct"),
     (["binary.bin"], 1, "binary"),
+    (["{corpus}", "--log", "nodir/log.jsonl"], 1, "cannot write the log"),
     (["nul.txt"], 1, "NUL byte at offset 2"),
     (["unseen.txt", "--resume", "{ckpt}"], 1, "not in the model's vocabulary"),
     (["{corpus}", "--hidden", "0"], 2, "--hidden"),

@@ -184,6 +184,7 @@ def test_progress_goes_to_stderr_and_out_writes_a_file(files, tmp_path):
     (["--show", "what"], "LAYER:UNIT"),
     (["--only", "in_quote"], "no built-in hypothesis in_quote"),
     (["--regex", "("], "not a regular expression"),
+    (["--format", "json", "--out", "/no/such/folder/r.json"], "cannot write --out"),
 ])
 def test_one_line_errors(files, args, message):
     code, out, err = inspect(files, *args)

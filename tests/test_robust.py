@@ -204,7 +204,7 @@ def test_a_second_run_on_the_same_checkpoint_is_refused(tmp_path, corpus):
     deadline = time.time() + 60
     while not os.path.exists(out + ".lock") and time.time() < deadline:
         time.sleep(0.05)
-    second = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "5", "-q")
+    second = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "5", "-q", "--force")
     _, err = second.communicate(timeout=60)
     first.terminate()
     first.communicate(timeout=60)
@@ -212,6 +212,24 @@ def test_a_second_run_on_the_same_checkpoint_is_refused(tmp_path, corpus):
     assert err.count("\n") == 1
     # the first run's checkpoint is intact, and now a new run may write it
     assert checkpoint.load(out).meta["step"] > 0
-    again = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "2", "-q")
+    again = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "2", "-q", "--force")
     _, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
+
+
+def test_an_existing_checkpoint_is_never_replaced_by_a_new_run_by_accident(tmp_path, corpus):
+    """A new run refuses a path that holds a checkpoint (unless --force); --resume
+    without -o continues the checkpoint it names, not the default model.npz."""
+    out = str(tmp_path / "m.npz")
+    first = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "3", "-q")
+    assert first.wait(timeout=60) == 0
+    before = open(out, "rb").read()
+    p = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "3", "-q")
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and "already holds a checkpoint" in err and "--resume" in err
+    assert open(out, "rb").read() == before
+    p = charrnn("train", str(corpus), "--resume", out, "--max-steps", "5", "-q", cwd=tmp_path)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert checkpoint.load(out).meta["step"] == 5
+    assert not os.path.exists(tmp_path / "model.npz")

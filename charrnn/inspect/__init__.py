@@ -188,6 +188,11 @@ def cli_main(ck, text, o, log):
     import shutil
     from charrnn.inspect import extras, render
     cfg = ck.config
+    if o["out"]:  # found unwritable now, not after minutes of analysis
+        folder = os.path.dirname(os.path.abspath(o["out"]))
+        if os.path.isdir(o["out"]) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise CharrnnError(f"cannot write --out {o['out']}: give a file in an existing, "
+                               f"writable folder")
     if o["max_chars"]:
         text = text[:o["max_chars"]]
     only = None
