@@ -337,10 +337,10 @@ Examples:
 def eval_(checkpoint_path, files, as_json, encoding):
     """Loss of the model in CKPT on FILES, in nats and bits per character."""
     from charrnn import checkpoint
-    from charrnn.data import encode, read_text
+    from charrnn.data import read_corpus
     from charrnn.evaluate import evaluate
     ck = checkpoint.load(checkpoint_path)
-    ids = encode(read_text(files, encoding), ck.vocab, "the text")
+    ids, _ = read_corpus(files, encoding, vocab=ck.vocab, what="the text")
     if len(ids) < 2:
         raise CharrnnError("the text needs at least 2 characters to measure a loss")
     with compile_notice():
