@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow demo corpora bench results clean
+.PHONY: help install test test-slow demo corpora bench compare results clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ endif
 	@# this machine sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for old OpenBLAS builds; they
 	@# slow current numpy, so benchmarks run without them (tests and CI keep them)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
+
+compare: $(STAMP)  ## charrnn and PyTorch train one model 10 min each (benchmarks/EQUAL_BUDGET.md)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/equal_budget.py $(COMPARE_ARGS)
 
 results: $(STAMP)  ## train 18 models for 10 min each (3 h) and write benchmarks/QUALITY.md
 	@# the same environment as bench; RESULTS_ARGS='--budget 60 --models lstm' for a shorter table

@@ -99,12 +99,16 @@ def compile_notice(after=1.0):
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn train corpora/shakespeare.txt                 # 2x128 LSTM, 10 epochs -> model.npz
+  charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # about an hour
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
+@click.option("--preset", type=click.Choice(["small", "large"]), default=None,
+              help="A tested recipe (see the README): small, about 3 minutes; large, about "
+              "an hour on 2 cores. Flags given beside it override its values.")
 @click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
               help="Cell type.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
@@ -153,12 +157,17 @@ Examples:
               "(each run then also deletes the other's unfinished temporary files).")
 @click.option("--force", is_flag=True, help="Start a new run even where -o already holds a checkpoint.")
 @click.pass_context
-def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, **opts):
+def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
     """Train a model on FILES (text; '-' reads standard input)."""
     from charrnn import checkpoint, train as tr
     from charrnn.data import read_corpus
     from charrnn.model import ModelConfig, num_params
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    if preset and resume:
+        raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
+                           f"settings saved in {resume}: drop --preset")
+    if preset:
+        opts.update({k: v for k, v in tr.PRESETS[preset].items() if k not in given})
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
     output = output or resume or "model.npz"
     tr.check_writable(output)
@@ -192,32 +201,33 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
         if opts["seed"] is None:
             opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
         tc = tr.TrainConfig.from_dict(opts)
-    corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
-    run = tr.Run(corpus, output, cfg, tc, resume=ck,
-                 fit_batches=not ck and not {"batch_size", "seq_length"} & given)
-    c, spe = run.cfg, run.batches.steps_per_epoch
-    if not quiet:
-        say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
-            f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
-            f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
-        say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
-            f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
-            + (f"; resuming at step {run.step:,}" if ck else ""))
-    for w in run.warnings:
-        say(f"charrnn: warning: {w}")
-    with compile_notice():
-        tr.warm_up(run.cfg, tc.optimizer)
-    try:
-        with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
+    # taken before the corpus is read, so a second run on the same checkpoint is refused at once
+    with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
+        corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
+        run = tr.Run(corpus, output, cfg, tc, resume=ck,
+                     fit_batches=not ck and not {"batch_size", "seq_length"} & given)
+        c, spe = run.cfg, run.batches.steps_per_epoch
+        if not quiet:
+            say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
+                f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
+                f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
+            say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
+                f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
+                + (f"; resuming at step {run.step:,}" if ck else ""))
+        for w in run.warnings:
+            say(f"charrnn: warning: {w}")
+        with compile_notice():
+            tr.warm_up(run.cfg, tc.optimizer)
+        try:
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
-    except tr.Interrupted as e:
-        say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
-            f"(continue with --resume {output})")
-        sys.exit(130 if e.signum == 2 else 143)
-    if not quiet:
-        val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
-        say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
-            + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
+        except tr.Interrupted as e:
+            say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
+                f"(continue with --resume {output})")
+            sys.exit(130 if e.signum == 2 else 143)
+        if not quiet:
+            val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
+            say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
+                + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
 
 
 def _preview(run, bar):

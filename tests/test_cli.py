@@ -289,6 +289,30 @@ def test_resume_continues_the_run(corpus, tmp_path):
     assert ck.meta["step"] == 30 and ck.config.hidden == 16 and ck.meta["train"]["seed"] == 1
 
 
+def test_preset_sets_what_is_not_given(corpus, tmp_path):
+    from charrnn.train import PRESETS
+    out = tmp_path / "p.npz"
+    # the preset's architecture and schedule, but a tiny net and few steps given as flags
+    code, _, err = charrnn("train", corpus, "-o", out, "--preset", "large", "--hidden", "8",
+                           "--batch-size", "4", "--max-steps", "3", "--seed", "1", "-q")
+    assert code == 0, err
+    ck = checkpoint.load(out)
+    large = PRESETS["large"]
+    assert ck.config.hidden == 8 and ck.meta["step"] == 3 and ck.meta["train"]["batch_size"] == 4
+    assert (ck.config.embed, ck.config.dropout, ck.config.layers) == (
+        large["embed"], large["dropout"], large["layers"])
+    for k in ("seq_length", "lr", "schedule", "min_lr", "warmup", "epochs", "eval_every"):
+        assert ck.meta["train"][k] == large[k], k
+
+
+def test_presets_offered_are_the_presets_defined():
+    from charrnn.train import PRESETS
+    opt = next(o for o in cli.commands["train"].params if o.name == "preset")
+    assert list(opt.type.choices) == list(PRESETS)
+    flags = {o.name for o in cli.commands["train"].params}
+    assert all(set(p) <= flags for p in PRESETS.values())
+
+
 # -- errors ---------------------------------------------------------------------------
 
 def test_output_folder_missing_is_reported_before_training(corpus, tmp_path):
@@ -334,6 +358,8 @@ TRAIN_ERRORS = [
     (["{corpus}", "--resume", "{ckpt}", "--model", "gru"], 1, "--model gru contradicts"),
     (["{corpus}", "--resume", "notck.npz"], 1, "checkpoint"),
     (["{corpus}", "-o", "dir"], 1, "is a directory"),
+    (["{corpus}", "--resume", "{ckpt}", "--preset", "small"], 1, "drop --preset"),
+    (["{corpus}", "--preset", "huge"], 2, "--preset"),
 ]
 
 

@@ -200,9 +200,10 @@ def test_a_text_of_thousands_of_distinct_characters_trains_and_samples(tmp_path)
 
 def test_a_second_run_on_the_same_checkpoint_is_refused(tmp_path, corpus):
     out = str(tmp_path / "m.npz")
-    first = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "1000000", "-q")
+    first = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "1000000", "-q",
+                    "--checkpoint-every", "1")
     deadline = time.time() + 60
-    while not os.path.exists(out + ".lock") and time.time() < deadline:
+    while not os.path.exists(out) and time.time() < deadline:  # training, holding the lock
         time.sleep(0.05)
     second = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "5", "-q", "--force")
     _, err = second.communicate(timeout=60)
