@@ -10,10 +10,9 @@ validation loss each reaches in the budget measures how much training each fits 
 Each side runs in a fresh process, one after the other, on all cores (charrnn's
 threads; torch.set_num_threads). The clock starts after compilation (charrnn's
 warm-up) and includes the validations, every --eval-every steps, on the whole
-held-out last 10% of tiny Shakespeare (or --corpus), scored the way charrnn.evaluate scores it
-(up to 50 contiguous streams, state carried, the first character of each not
-scored). PyTorch starts from charrnn's initial weights, copied as
-docs/checkpoint.md says; before training both score those weights, and the two
+held-out last 10% of tiny Shakespeare (or --corpus), scored as charrnn.evaluate
+scores it (50 contiguous parts side by side, each after 200 characters of burn-in).
+PyTorch starts from charrnn's initial weights, copied as docs/checkpoint.md says; before training both score those weights, and the two
 scores must agree (the check that both sides evaluate the same model on the same
 characters). Needs PyTorch (pip install torch==2.13.0); charrnn never does.
 """
@@ -71,7 +70,7 @@ def child_charrnn(args):
 def child_torch(args):
     import numpy as np
     import torch
-    from charrnn.data import eval_streams
+    from charrnn.evaluate import layout
     run = setup(args)
     torch.set_num_threads(os.cpu_count())
     ns = {"__name__": "doc_torch"}  # to_torch, from the document itself
@@ -96,17 +95,20 @@ def child_torch(args):
         return out(y), hT[:, None]
 
     def evaluate(ids, chunk=100):  # charrnn.evaluate, in torch
-        streams = torch.from_numpy(eval_streams(ids).astype(np.int64))
-        B, Ls = streams.shape
-        state, total = torch.zeros(L, S, B, H), 0.0
+        hist, xs, ys, tail_x, tail_y = (torch.from_numpy(a.astype(np.int64)) for a in layout(ids))
+        state, total = torch.zeros(L, S, xs.shape[0], H), 0.0
         with torch.no_grad():
-            for k in range(0, Ls - 1, chunk):
-                x = streams[:, k:min(k + chunk, Ls - 1)].T.contiguous()
-                y = streams[:, k + 1:min(k + chunk, Ls - 1) + 1].T.contiguous()
-                logits, state = forward(x, state)
-                total += xent(logits.reshape(-1, cfg["vocab_size"]), y.reshape(-1),
-                              reduction="sum").item()
-        return total / (B * (Ls - 1))
+            if hist.shape[1]:
+                _, state = forward(hist.T.contiguous(), state)
+                state[:, :, 0] = 0
+            for k in range(0, xs.shape[1], chunk):
+                logits, state = forward(xs[:, k:k + chunk].T.contiguous(), state)
+                total += xent(logits.reshape(-1, cfg["vocab_size"]),
+                              ys[:, k:k + chunk].T.reshape(-1), reduction="sum").item()
+            if len(tail_x):
+                logits, _ = forward(tail_x[:, None], state[:, :, -1:].contiguous())
+                total += xent(logits.reshape(-1, cfg["vocab_size"]), tail_y, reduction="sum").item()
+        return total / (len(ids) - 1)
 
     initial = evaluate(run.val_ids)
     bt, tc = run.batches, run.tc

@@ -153,8 +153,8 @@ def report(results, base, sizes, args, started):
         f"kernel compilation not) with charrnn's defaults (batch 50 x sequence 50, Adam at 2e-3 "
         f"decaying 0.95 per epoch, clipping at 5, no dropout, validation every 200 steps), an "
         f"embedding as wide as the hidden layer, seed {args.seed}; test loss is that of the best "
-        f"checkpoint by validation loss, scored by `charrnn.evaluate` (up to 50 contiguous "
-        f"streams, the first character of each not scored). Uniform guessing: "
+        f"checkpoint by validation loss, scored by `charrnn.evaluate` (every character after the "
+        f"first, as in one pass over the test part). Uniform guessing: "
         f"ln V = {math.log(V):.3f} nats.",
         "",
         "## Test loss in nats per character",

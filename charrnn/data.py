@@ -189,11 +189,3 @@ class Batches:
         x = self.streams[:, k * T:k * T + T].T.astype(np.int64)
         y = self.streams[:, k * T + 1:k * T + T + 1].T.astype(np.int64)
         return x, y
-
-
-def eval_streams(ids, max_streams=50, min_length=200):
-    """Cuts ids into B <= max_streams contiguous streams of at least min_length
-    characters (fewer if the text is short). Returns a (B, Ls) view."""
-    B = max(1, min(max_streams, len(ids) // min_length))
-    Ls = len(ids) // B
-    return ids[:B * Ls].reshape(B, Ls)
