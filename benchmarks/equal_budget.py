@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+import charrnn  # noqa: F401,E402 - before numpy (results imports it): one BLAS thread, as the CLI
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench import corpus_path, peak_rss_mb  # noqa: E402  (benchmarks/ is not a package)

@@ -99,7 +99,7 @@ def compile_notice(after=1.0):
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn train corpora/shakespeare.txt                 # 2x128 LSTM, 10 epochs -> model.npz
-  charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # about an hour
+  charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # under an hour
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
@@ -107,7 +107,7 @@ Examples:
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
 @click.option("--preset", type=click.Choice(["small", "large"]), default=None,
-              help="A tested recipe (see the README): small, about 3 minutes; large, about "
+              help="A tested recipe (see the README): small, about 3 minutes; large, under "
               "an hour on 2 cores. Flags given beside it override its values.")
 @click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
               help="Cell type.")
