@@ -38,7 +38,6 @@ DOC = os.path.join(HERE, "..", "docs", "checkpoint.md")
 
 def setup(args):
     """The charrnn run both sides start from: its data, batches, schedule and weights."""
-    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
     from charrnn.data import read_corpus
     from charrnn.model import ModelConfig
     from charrnn.train import Run, TrainConfig
@@ -115,7 +114,7 @@ def child_torch(args):
     initial = evaluate(run.val_ids)
     bt, tc = run.batches, run.tc
     state = torch.zeros(L, S, N, H)
-    curve, best, step = [], math.inf, 0
+    curve, step = [], 0
     started = time.time()
     while time.time() - started < tc.time_limit:
         k = step % bt.steps_per_epoch

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 
+import charrnn  # noqa: F401 - before numpy: one BLAS thread, as the CLI sets it
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,7 +54,6 @@ def read_splits(path):
 # -- one model, in a child process ----------------------------------------------------
 
 def child(kind, layers, hidden, budget, corpus, seed):
-    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
     from charrnn import checkpoint
     from charrnn import train as tr
     from charrnn.evaluate import evaluate
