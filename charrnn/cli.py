@@ -117,6 +117,9 @@ Examples:
               help="Size of a learned input embedding; 0 feeds characters one-hot.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Dropout rate on each layer's output.")
+@click.option("--weight-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="While training, drop this fraction of the recurrent weights (DropConnect, "
+                   "one mask per chunk).")
 @click.option("--init", type=click.Choice(["orthogonal", "uniform"]), default="orthogonal",
               help="Initialisation of the recurrent weights.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,

@@ -17,7 +17,10 @@ checkpoint stores exactly the named views. Names and shapes, layer l = 0..L-1:
 
 One-hot input is never materialised: x Wx for a one-hot x is the row Wx[id].
 Dropout (inverted, rate p) is applied to every layer's output h, i.e. between
-layers and before the output projection, as in char-rnn.
+layers and before the output projection, as in char-rnn. Weight drop (DropConnect
+on the recurrent weights, Wan et al. 2013, as AWD-LSTM uses it, Merity et al. 2017)
+drops entries of every Wh, one mask per chunk shared by all its steps and streams,
+so it regularises the recurrent path without breaking the memory a cell carries.
 """
 from dataclasses import asdict, dataclass
 
@@ -107,6 +110,15 @@ def dropout_masks(cfg, rng, T, N, dtype=np.float32):
         return None
     keep = 1.0 - cfg.dropout
     return ((rng.random((cfg.layers, T, N, cfg.hidden)) < keep) / keep).astype(dtype)
+
+
+def weight_masks(cfg, rng, rate, dtype=np.float32):
+    """(L, H, G) inverted-dropout masks for every layer's Wh, or None."""
+    if rate <= 0:
+        return None
+    G = GATES[cfg.kind] * cfg.hidden
+    keep = 1.0 - rate
+    return ((rng.random((cfg.layers, cfg.hidden, G)) < keep) / keep).astype(dtype)
 
 
 def _input_projection(cfg, p, l, x):
@@ -199,13 +211,20 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
             scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
 
 
-def loss_and_grad(cfg, p, g, ids, targets, state, masks=None):
+def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
     """Mean cross-entropy (nats per character) of one chunk; gradients are added to g.
-    Returns (loss, state after the chunk)."""
+    masks: dropout_masks; wmasks: weight_masks. Returns (loss, state after the chunk)."""
+    if wmasks is not None:  # the chunk runs on Wh * mask; its gradient is masked the same way
+        p = dict(p, **{f"L{l}.Wh": p[f"L{l}.Wh"] * wmasks[l] for l in range(cfg.layers)})
+        g_wh = [g[f"L{l}.Wh"].copy() for l in range(cfg.layers)]  # what g held before
     logits, caches, new_state = forward(cfg, p, ids, state, masks)
     M = logits.shape[0]
     total = softmax_xent(logits, logits, targets.reshape(M), 1.0 / M)  # in place
     backward(cfg, p, g, logits, caches, ids, state, masks)
+    if wmasks is not None:
+        for l in range(cfg.layers):
+            w = g[f"L{l}.Wh"]
+            w[:] = g_wh[l] + (w - g_wh[l]) * wmasks[l]
     return total / M, new_state
 
 

@@ -301,7 +301,8 @@ def test_preset_sets_what_is_not_given(corpus, tmp_path):
     assert ck.config.hidden == 8 and ck.meta["step"] == 3 and ck.meta["train"]["batch_size"] == 4
     assert (ck.config.embed, ck.config.dropout, ck.config.layers) == (
         large["embed"], large["dropout"], large["layers"])
-    for k in ("seq_length", "lr", "schedule", "min_lr", "warmup", "epochs", "eval_every"):
+    for k in ("seq_length", "lr", "schedule", "min_lr", "warmup", "epochs", "eval_every",
+              "weight_drop"):
         assert ck.meta["train"][k] == large[k], k
 
 
@@ -351,6 +352,7 @@ TRAIN_ERRORS = [
     (["{corpus}", "--hidden", "0"], 2, "--hidden"),
     (["{corpus}", "--layers", "0"], 2, "--layers"),
     (["{corpus}", "--lr", "0"], 2, "--lr"),
+    (["{corpus}", "--weight-drop", "1"], 2, "--weight-drop"),
     (["{corpus}", "--batch-size", "1000"], 1, "too short"),
     (["{corpus}", "--model", "transformer"], 2, "--model"),
     (["{corpus}", "--encoding", "klingon"], 1, "unknown encoding"),

@@ -46,13 +46,20 @@ def test_float32_forward_close_to_float64(kind, layers, embed):
     np.testing.assert_allclose(l32, l64, rtol=1e-4, atol=1e-5)
 
 
-def check_gradients(cfg, flat, ids, targets, state, masks):
+def check_gradients(cfg, flat, ids, targets, state, masks, wmasks=None, before=None):
+    """before: what the gradient buffer holds already (loss_and_grad adds to it)."""
     p = model.carve(flat, cfg)
-    grad = np.zeros_like(flat)
-    loss, _ = model.loss_and_grad(cfg, p, model.carve(grad, cfg), ids, targets, state, masks)
+    grad = np.zeros_like(flat) if before is None else before.copy()
+    loss, _ = model.loss_and_grad(cfg, p, model.carve(grad, cfg), ids, targets, state, masks,
+                                  wmasks)
+    if before is not None:
+        grad -= before
 
     def f():
-        logits, _ = naive.forward(cfg, p, ids, state, masks)
+        q = dict(p)
+        if wmasks is not None:  # weight drop is a forward pass on Wh * mask
+            q.update({f"L{l}.Wh": p[f"L{l}.Wh"] * wmasks[l] for l in range(cfg.layers)})
+        logits, _ = naive.forward(cfg, q, ids, state, masks)
         return naive.mean_xent(logits, targets)
 
     assert loss == pytest.approx(f(), rel=1e-12)
@@ -82,6 +89,20 @@ def test_gradients_central_differences(kind, layers, embed):
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_gradients_with_dropout(kind):
     check_gradients(*make(kind, 2, 3, dropout=0.4))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_gradients_with_weight_drop(kind):
+    """DropConnect on Wh: the gradient is that of the loss of the masked forward pass,
+    added to what the buffer held (dropped entries get nothing)."""
+    cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3)
+    rng = np.random.default_rng(1)
+    wmasks = model.weight_masks(cfg, rng, 0.5, np.float64)
+    assert wmasks.shape == (2, 4, model.GATES[kind] * 4)
+    assert set(np.unique(wmasks)) == {0.0, 2.0}  # inverted: kept entries scaled by 1/(1-p)
+    check_gradients(cfg, flat, ids, targets, state, masks, wmasks,
+                    before=rng.normal(0, 1, flat.shape))
+    assert model.weight_masks(cfg, rng, 0.0) is None
 
 
 def test_chunked_equals_whole():

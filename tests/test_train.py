@@ -51,13 +51,15 @@ def final_params(path):
     return ck, {k: v for k, v in ck.params.items()}
 
 
-@pytest.mark.parametrize("kind,dropout,optimizer", [("lstm", 0.0, "adam"), ("gru", 0.3, "rmsprop"),
-                                                     ("rnn", 0.2, "adagrad")])
-def test_resume_is_bitwise_identical(tmp_path, kind, dropout, optimizer):
+@pytest.mark.parametrize("kind,dropout,weight_drop,optimizer", [
+    ("lstm", 0.0, 0.0, "adam"), ("gru", 0.3, 0.3, "rmsprop"), ("rnn", 0.2, 0.0, "adagrad"),
+    ("lstm", 0.2, 0.25, "adam")])
+def test_resume_is_bitwise_identical(tmp_path, kind, dropout, weight_drop, optimizer):
     """N steps straight == N/2, save, load, resume, N/2 more: same weights, bit for bit.
     N crosses an epoch boundary (the state reset) and validations happen on the way."""
     text = TEXT[:1200]  # 1080 training chars: 16 steps of 4x16 per epoch
-    kw = dict(text=text, kind=kind, dropout=dropout, optimizer=optimizer, warmup=5)
+    kw = dict(text=text, kind=kind, dropout=dropout, optimizer=optimizer, warmup=5,
+              weight_drop=weight_drop)
     straight = make_run(tmp_path / "a.npz", max_steps=40, **kw)
     assert straight.batches.steps_per_epoch < 40
     tr.run(straight, progress=False)
@@ -76,6 +78,19 @@ def test_resume_is_bitwise_identical(tmp_path, kind, dropout, optimizer):
             assert np.array_equal(a.arrays[key], b.arrays[key]), key
     assert a.meta["rng"] == b.meta["rng"]
     assert a.meta["val_loss"] == b.meta["val_loss"]
+
+
+def test_weight_drop_is_used_in_training_only(tmp_path):
+    """Weight drop changes the steps (masks drawn from the run's generator) but not
+    validation, which scores the saved Wh as it is."""
+    plain = make_run(tmp_path / "a.npz", max_steps=5)
+    dropped = make_run(tmp_path / "b.npz", max_steps=5, weight_drop=0.5)
+    assert plain.validate() == dropped.validate()  # same initial weights, no masks
+    for r in (plain, dropped):
+        tr.run(r, progress=False)
+    assert not np.array_equal(plain.p["L0.Wh"], dropped.p["L0.Wh"])
+    assert plain.p["L0.Wh"].shape == dropped.p["L0.Wh"].shape
+    assert checkpoint.load(tmp_path / "b.npz").meta["train"]["weight_drop"] == 0.5
 
 
 def test_checkpoint_every_writes(tmp_path, monkeypatch):
@@ -121,8 +136,8 @@ def test_nan_loss_stops_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch)
     real = tr.loss_and_grad
     calls = []
 
-    def poisoned(cfg, p, g, x, y, state, masks=None):
-        loss, new_state = real(cfg, p, g, x, y, state, masks)
+    def poisoned(cfg, p, g, x, y, state, masks=None, wmasks=None):
+        loss, new_state = real(cfg, p, g, x, y, state, masks, wmasks)
         calls.append(1)
         return (float("nan") if len(calls) == 3 else loss), new_state
 
@@ -140,8 +155,8 @@ def test_nan_gradient_stops_too(tmp_path, monkeypatch):
     out = tmp_path / "m.npz"
     real = tr.loss_and_grad
 
-    def poisoned(cfg, p, g, x, y, state, masks=None):
-        loss, new_state = real(cfg, p, g, x, y, state, masks)
+    def poisoned(cfg, p, g, x, y, state, masks=None, wmasks=None):
+        loss, new_state = real(cfg, p, g, x, y, state, masks, wmasks)
         g["out.b"][0] = np.inf
         return loss, new_state
 
