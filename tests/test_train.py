@@ -81,11 +81,11 @@ def test_resume_is_bitwise_identical(tmp_path, kind, dropout, weight_drop, optim
 
 
 def test_weight_drop_is_used_in_training_only(tmp_path):
-    """Weight drop changes the steps (masks drawn from the run's generator) but not
-    validation, which scores the saved Wh as it is."""
+    """Weight drop changes the training steps (masks drawn from the run's generator), not
+    the initial weights, and its rate is saved with the run's settings."""
     plain = make_run(tmp_path / "a.npz", max_steps=5)
     dropped = make_run(tmp_path / "b.npz", max_steps=5, weight_drop=0.5)
-    assert plain.validate() == dropped.validate()  # same initial weights, no masks
+    assert plain.validate() == dropped.validate()  # same initial weights
     for r in (plain, dropped):
         tr.run(r, progress=False)
     assert not np.array_equal(plain.p["L0.Wh"], dropped.p["L0.Wh"])
