@@ -104,21 +104,22 @@ def zero_state(cfg, N, dtype=np.float32):
     return np.zeros((cfg.layers, STATES[cfg.kind], N, cfg.hidden), dtype=dtype)
 
 
+def _inverted_masks(rng, shape, rate, dtype):
+    """0 where dropped (with probability rate), 1/(1-rate) where kept; None at rate 0."""
+    if rate <= 0:
+        return None
+    keep = 1.0 - rate
+    return ((rng.random(shape) < keep) / keep).astype(dtype)
+
+
 def dropout_masks(cfg, rng, T, N, dtype=np.float32):
     """(L, T, N, H) inverted-dropout masks for every layer's output, or None."""
-    if cfg.dropout <= 0:
-        return None
-    keep = 1.0 - cfg.dropout
-    return ((rng.random((cfg.layers, T, N, cfg.hidden)) < keep) / keep).astype(dtype)
+    return _inverted_masks(rng, (cfg.layers, T, N, cfg.hidden), cfg.dropout, dtype)
 
 
 def weight_masks(cfg, rng, rate, dtype=np.float32):
     """(L, H, G) inverted-dropout masks for every layer's Wh, or None."""
-    if rate <= 0:
-        return None
-    G = GATES[cfg.kind] * cfg.hidden
-    keep = 1.0 - rate
-    return ((rng.random((cfg.layers, cfg.hidden, G)) < keep) / keep).astype(dtype)
+    return _inverted_masks(rng, (cfg.layers, cfg.hidden, GATES[cfg.kind] * cfg.hidden), rate, dtype)
 
 
 def _input_projection(cfg, p, l, x):
