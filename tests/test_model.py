@@ -87,6 +87,27 @@ def test_gradients_central_differences(kind, layers, embed):
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("V", [5, 12, 20])
+def test_embedding_folded_or_not(kind, V, monkeypatch):
+    """Layer 0 folds the embedding into a (V, G) table when V < M = T*N (12 here):
+    V = 5 takes that path, 12 and 20 the per-character GEMMs. Both are checked
+    against central differences and give the same loss and gradient."""
+    assert model._folds_embedding(ModelConfig(vocab_size=V, embed=3), 12) == (V < 12)
+    args = make(kind, 2, 3, V=V)
+    check_gradients(*args)
+    cfg, flat, ids, targets, state, masks = args
+    p = model.carve(flat, cfg)
+    runs = []
+    for fold in (True, False):
+        monkeypatch.setattr(model, "_folds_embedding", lambda cfg, M, fold=fold: fold)
+        g = np.zeros_like(flat)
+        loss, _ = model.loss_and_grad(cfg, p, model.carve(g, cfg), ids, targets, state)
+        runs.append((loss, g))
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-12)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_gradients_with_dropout(kind):
     check_gradients(*make(kind, 2, 3, dropout=0.4))
 
