@@ -15,73 +15,92 @@ product stays one GEMM per step:
 bhn (H) is the recurrent bias of the candidate; it cannot be folded into b
 because r multiplies it. Memory per layer and chunk: gates T*N*3H,
 ahn T*N*H (the term r multiplies, needed for dr), h T*N*H floats.
+
+Each call computes one thread's part, streams s0..s1 and units u0..u1; see
+lstm.py and threads.py for the two ways the work is split.
 """
 import numpy as np
 from numba import njit
 
-from charrnn.layers import FAST, ONE, dot_rows, sigmoid, tanh
+from charrnn.layers import FAST, ONE, sigmoid, tanh
+from charrnn.native import barrier, gate_columns, gemm
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, lo, hi):
+def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, ctx, s0, s1, u0, u1):
     """h: (T, N, H) out; gates: (T, N, 3H) out, activated r, z, n;
-    ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H).
-    Streams lo..hi only (see threads.py)."""
+    ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H);
+    ctx: see native.py. Streams s0..s1, units u0..u1."""
     T, N, G = xw.shape
-    a = np.empty((hi - lo, G), dtype=xw.dtype)
+    H = G // 3
+    Wp = gate_columns(Wh, H, u0, u1)
+    a = np.empty((s1 - s0, 3 * (u1 - u0)), dtype=xw.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
-        dot_rows(h_prev[lo:hi], Wh, a)
-        for n in range(lo, hi):
-            gru_cell(h[t, n], gates[t, n], ahn[t, n], a[n - lo], xw[t, n], bhn, h_prev[n])
+        gemm(ctx, h_prev[s0:s1], Wp, a)
+        for n in range(s0, s1):
+            gru_cell(h[t, n, u0:u1], gates[t, n], ahn[t, n, u0:u1], a[n - s0], xw[t, n], bhn[u0:u1],
+                     h_prev[n, u0:u1], u0)
+        barrier(ctx)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
-def gru_cell(h, gates, ahn, a, xw, bhn, h_prev):
-    """One stream, one step, on rows; short loops so that each vectorizes."""
-    H = h.shape[0]
-    for j in range(2 * H):
-        gates[j] = sigmoid(a[j] + xw[j])
-    for j in range(H):
-        hn = a[2 * H + j] + bhn[j]
-        ahn[j] = hn
-        nt = tanh(xw[2 * H + j] + gates[j] * hn)
-        gates[2 * H + j] = nt
-        z = gates[H + j]
-        h[j] = (ONE - z) * nt + z * h_prev[j]
+def gru_cell(h, gates, ahn, a, xw, bhn, h_prev, u0):
+    """One stream, one step, U units from u0: h, ahn, bhn, h_prev (U,) those units'
+    slices; gates, xw (3H,) whole rows; a (3U,) this part's recurrent product.
+    Loops over slices from 0 that vectorize (see lstm.lstm_cell)."""
+    U = h.shape[0]
+    H = gates.shape[0] // 3
+    for q in range(2):
+        gq, aq, xq = gates[q * H + u0:q * H + u0 + U], a[q * U:(q + 1) * U], xw[q * H + u0:q * H + u0 + U]
+        for u in range(U):
+            gq[u] = sigmoid(aq[u] + xq[u])
+    r, z, gn = gates[u0:u0 + U], gates[H + u0:H + u0 + U], gates[2 * H + u0:2 * H + u0 + U]
+    an, xn = a[2 * U:3 * U], xw[2 * H + u0:2 * H + u0 + U]
+    for u in range(U):
+        hn = an[u] + bhn[u]
+        ahn[u] = hn
+        nt = tanh(xn[u] + r[u] * hn)
+        gn[u] = nt
+        h[u] = (ONE - z[u]) * nt + z[u] * h_prev[u]
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT, lo, hi):
+def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT, ctx, s0, s1, u0, u1):
     """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
     h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
     dh0: (N, H) out; dh: (T, N, H) from above; gates, ahn, h: saved by gru_forward;
-    WhT: (3H, H). Streams lo..hi only."""
+    WhT: (3H, H). Streams s0..s1, units u0..u1."""
     T, N, G = dax.shape
     H = G // 3
-    dh_next = np.zeros((hi - lo, H), dtype=dax.dtype)
-    dh_rec = np.empty((hi - lo, H), dtype=dax.dtype)  # np.dot cannot accumulate into its output
+    WTp = gate_columns(WhT, H, u0, u1)
+    dh_next = np.zeros((s1 - s0, u1 - u0), dtype=dax.dtype)
+    dh_rec = np.empty((s1 - s0, u1 - u0), dtype=dax.dtype)  # gemm cannot accumulate into its output
     for t in range(T - 1, -1, -1):
-        for n in range(lo, hi):
+        for n in range(s0, s1):
             g, dx, dhh = gates[t, n], dax[t, n], dah[t, n]
-            h_prev = h0[n] if t == 0 else h[t - 1, n]
-            dhn, dht, hn = dh_next[n - lo], dh[t, n], ahn[t, n]
-            for j in range(H):
-                r, z, nt = g[j], g[H + j], g[2 * H + j]
-                dhj = dht[j] + dhn[j]
+            h_prev = (h0[n] if t == 0 else h[t - 1, n])[u0:u1]
+            dhn, dht, hn = dh_next[n - s0], dh[t, n, u0:u1], ahn[t, n, u0:u1]
+            gr, gz, gn = g[u0:u1], g[H + u0:H + u1], g[2 * H + u0:2 * H + u1]
+            dxr, dxz, dxn = dx[u0:u1], dx[H + u0:H + u1], dx[2 * H + u0:2 * H + u1]
+            dh_r, dh_z, dh_n = dhh[u0:u1], dhh[H + u0:H + u1], dhh[2 * H + u0:2 * H + u1]
+            for u in range(u1 - u0):  # slices from 0: see lstm.lstm_cell
+                r, z, nt = gr[u], gz[u], gn[u]
+                dhj = dht[u] + dhn[u]
                 dan = dhj * (ONE - z) * (ONE - nt * nt)
-                dar = dan * hn[j] * r * (ONE - r)
-                daz = dhj * (h_prev[j] - nt) * z * (ONE - z)
-                dx[j] = dar
-                dx[H + j] = daz
-                dx[2 * H + j] = dan
-                dhh[j] = dar
-                dhh[H + j] = daz
-                dhh[2 * H + j] = dan * r
-                dhn[j] = dhj * z  # the direct path z * h_prev
-        dot_rows(dah[t][lo:hi], WhT, dh_rec)
+                dar = dan * hn[u] * r * (ONE - r)
+                daz = dhj * (h_prev[u] - nt) * z * (ONE - z)
+                dxr[u] = dar
+                dxz[u] = daz
+                dxn[u] = dan
+                dh_r[u] = dar
+                dh_z[u] = daz
+                dh_n[u] = dan * r
+                dhn[u] = dhj * z  # the direct path z * h_prev
+        barrier(ctx)  # the product reads every unit of dah[t]
+        gemm(ctx, dah[t][s0:s1], WTp, dh_rec)
         dh_next += dh_rec
-    dh0[lo:hi] = dh_next
+    dh0[s0:s1, u0:u1] = dh_next
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

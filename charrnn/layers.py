@@ -54,29 +54,6 @@ def sigmoid(x):
     return HALF + HALF * tanh(HALF * x)
 
 
-# OpenBLAS multiplies small matrices (m * k * n up to about 12 x 128 x 512) on a
-# path without packing; just above, its general path repacks the weights on every
-# call, which for the per-step product of a 128-unit layer costs more than the
-# arithmetic (25 rows: 54 us in one call, 32 us as blocks of 9 rows). Larger
-# weights go through the general path in one call, where blocks would be slower.
-SMALL_GEMM = 12 * 128 * 512
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def dot_rows(a, b, out):
-    """out = a @ b for a small per-step product, in row blocks that stay on BLAS's
-    small-matrix path when the weights b are small enough for it."""
-    M, K = a.shape
-    block = SMALL_GEMM // (K * b.shape[1])
-    if block >= M or block < 4:
-        np.dot(a, b, out)
-        return
-    parts = (M + block - 1) // block
-    for p in range(parts):
-        lo, hi = p * M // parts, (p + 1) * M // parts
-        np.dot(a[lo:hi], b, out[lo:hi])
-
-
 @njit(cache=True, inline="always", error_model="numpy")
 def max_and_sum_exp(row):
     """(max, sum of exp(row - max)): the stable pieces of log-sum-exp. The max is

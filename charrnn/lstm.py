@@ -14,72 +14,96 @@ The input projection x Wx + b of all T steps is one GEMM done by the caller
 (model.py); only the recurrent product h_prev Wh is sequential, so it is all
 the kernels here do. The caller also forms dWh = H_prev^T dA as one GEMM.
 Memory per layer and chunk: gates T*N*4H + c T*N*H + h T*N*H floats.
+
+Each call computes one thread's part: streams s0..s1 and units u0..u1, where
+threads.py splits either the streams (each thread on its own, no waiting) or
+the units (all streams; the threads meet at a barrier after every step, because
+the next product needs every unit of h). a holds the part's columns of h_prev Wh
+gate by gate: a[:, q*U + u] is gate q of unit u0 + u.
 """
 import numpy as np
 from numba import njit
 
-from charrnn.layers import FAST, ONE, dot_rows, sigmoid, tanh
+from charrnn.layers import FAST, ONE, sigmoid, tanh
+from charrnn.native import barrier, gate_columns, gemm
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_forward(h, c, gates, xw, Wh, h0, c0, lo, hi):
+def lstm_forward(h, c, gates, xw, Wh, h0, c0, ctx, s0, s1, u0, u1):
     """h, c: (T, N, H) out; gates: (T, N, 4H) out, activated i, f, o, g.
-    xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H).
-    Runs streams lo..hi only: threads take disjoint ranges (see threads.py)."""
+    xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H);
+    ctx: see native.py. Writes streams s0..s1, units u0..u1 only."""
     T, N, G = xw.shape
-    a = np.empty((hi - lo, G), dtype=xw.dtype)  # the only buffer; nothing is allocated per step
+    H = G // 4
+    Wp = gate_columns(Wh, H, u0, u1)
+    a = np.empty((s1 - s0, 4 * (u1 - u0)), dtype=xw.dtype)  # nothing is allocated per step
     for t in range(T):
-        dot_rows(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
-        for n in range(lo, hi):
-            lstm_cell(h[t, n], c[t, n], gates[t, n], a[n - lo], xw[t, n],
-                      c0[n] if t == 0 else c[t - 1, n])
+        gemm(ctx, h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
+        for n in range(s0, s1):
+            c_prev = c0[n] if t == 0 else c[t - 1, n]
+            lstm_cell(h[t, n, u0:u1], c[t, n, u0:u1], gates[t, n], a[n - s0], xw[t, n],
+                      c_prev[u0:u1], u0)
+        barrier(ctx)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
-def lstm_cell(h, c, gates, a, xw, c_prev):
-    """One stream, one step, on rows: gates (4H,) = activations of a + xw; c, h (H,).
-    Two simple loops rather than one: each reads and writes few arrays, so LLVM
-    vectorizes them (one fused loop over eight strided arrays ran 5x slower)."""
-    H = h.shape[0]
-    for j in range(3 * H):
-        gates[j] = sigmoid(a[j] + xw[j])
-    for j in range(3 * H, 4 * H):
-        gates[j] = tanh(a[j] + xw[j])
-    for j in range(H):
-        ct = gates[H + j] * c_prev[j] + gates[j] * gates[3 * H + j]
-        c[j] = ct
-        h[j] = gates[2 * H + j] * tanh(ct)
+def lstm_cell(h, c, gates, a, xw, c_prev, u0):
+    """One stream, one step, U units from u0: h, c, c_prev (U,) those units' slices;
+    gates, xw (4H,) whole rows; a (4U,) this part's recurrent product. Every loop
+    runs over slices from 0, so numba can drop its negative-index checks, and over
+    few arrays, so LLVM vectorizes it (offset indices such as gates[q*H + u0 + u]
+    kept both from happening: 1.4x slower)."""
+    U = h.shape[0]
+    H = gates.shape[0] // 4
+    for q in range(4):
+        gq, aq, xq = gates[q * H + u0:q * H + u0 + U], a[q * U:(q + 1) * U], xw[q * H + u0:q * H + u0 + U]
+        if q < 3:
+            for u in range(U):
+                gq[u] = sigmoid(aq[u] + xq[u])
+        else:
+            for u in range(U):
+                gq[u] = tanh(aq[u] + xq[u])
+    gi, gf, go, gg = gates[u0:u0 + U], gates[H + u0:H + u0 + U], gates[2 * H + u0:2 * H + u0 + U], \
+        gates[3 * H + u0:3 * H + u0 + U]
+    for u in range(U):
+        ct = gf[u] * c_prev[u] + gi[u] * gg[u]
+        c[u] = ct
+        h[u] = go[u] * tanh(ct)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT, lo, hi):
+def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT, ctx, s0, s1, u0, u1):
     """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
     dh0, dc0: (N, H) out, gradient of the initial state.
     dh: (T, N, H) gradient of the loss with respect to each h[t] from above (not
     counting the recurrence); gates, c: saved by lstm_forward; WhT: (4H, H).
-    Streams lo..hi only."""
+    Streams s0..s1, units u0..u1 only."""
     T, N, G = da.shape
     H = G // 4
-    dh_next = np.zeros((hi - lo, H), dtype=da.dtype)  # carried back through h_prev Wh
-    dc_next = np.zeros((hi - lo, H), dtype=da.dtype)  # carried back through f * c_prev
+    WTp = gate_columns(WhT, H, u0, u1)
+    dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through h_prev Wh
+    dc_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):
-        for n in range(lo, hi):
+        for n in range(s0, s1):
             g, d = gates[t, n], da[t, n]
-            c_prev = c0[n] if t == 0 else c[t - 1, n]
-            dhn, dcn, ct, dht = dh_next[n - lo], dc_next[n - lo], c[t, n], dh[t, n]
-            for j in range(H):
-                i, f, o, gg = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
-                tc = tanh(ct[j])
-                dhj = dht[j] + dhn[j]
-                dcj = dcn[j] + dhj * o * (ONE - tc * tc)
-                d[j] = dcj * gg * i * (ONE - i)
-                d[H + j] = dcj * c_prev[j] * f * (ONE - f)
-                d[2 * H + j] = dhj * tc * o * (ONE - o)
-                d[3 * H + j] = dcj * i * (ONE - gg * gg)
-                dcn[j] = dcj * f
-        dot_rows(da[t][lo:hi], WhT, dh_next)
-    dh0[lo:hi] = dh_next
-    dc0[lo:hi] = dc_next
+            c_prev = (c0[n] if t == 0 else c[t - 1, n])[u0:u1]
+            dhn, dcn, ct, dht = dh_next[n - s0], dc_next[n - s0], c[t, n, u0:u1], dh[t, n, u0:u1]
+            gi, gf, go, gg = g[u0:u1], g[H + u0:H + u1], g[2 * H + u0:2 * H + u1], g[3 * H + u0:3 * H + u1]
+            di, df, do, dg = d[u0:u1], d[H + u0:H + u1], d[2 * H + u0:2 * H + u1], d[3 * H + u0:3 * H + u1]
+            for u in range(u1 - u0):  # slices from 0: see lstm_cell
+                i, f, o, g_ = gi[u], gf[u], go[u], gg[u]
+                tc = tanh(ct[u])
+                dhj = dht[u] + dhn[u]
+                dcj = dcn[u] + dhj * o * (ONE - tc * tc)
+                di[u] = dcj * g_ * i * (ONE - i)
+                df[u] = dcj * c_prev[u] * f * (ONE - f)
+                do[u] = dhj * tc * o * (ONE - o)
+                dg[u] = dcj * i * (ONE - g_ * g_)
+                dcn[u] = dcj * f
+        barrier(ctx)  # the product below reads every unit's columns of da[t]
+        gemm(ctx, da[t][s0:s1], WTp, dh_next)
+    dh0[s0:s1, u0:u1] = dh_next
+    dc0[s0:s1, u0:u1] = dc_next
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

@@ -148,15 +148,15 @@ def _cell_forward(kind, xw, Wh, s0, bhn):
     H = Wh.shape[0]
     h = np.empty((T, N, H), dtype=xw.dtype)
     if kind == "rnn":
-        threads.run(rnn_forward, N, h, xw, Wh, s0[0])
+        threads.recurrence(rnn_forward, N, H, h, xw, Wh, s0[0])
         return h, (h,), h[-1][None]
     gates = np.empty((T, N, G), dtype=xw.dtype)
     if kind == "lstm":
         c = np.empty((T, N, H), dtype=xw.dtype)
-        threads.run(lstm_forward, N, h, c, gates, xw, Wh, s0[0], s0[1])
+        threads.recurrence(lstm_forward, N, H, h, c, gates, xw, Wh, s0[0], s0[1])
         return h, (gates, c), np.stack([h[-1], c[-1]])
     ahn = np.empty((T, N, H), dtype=xw.dtype)
-    threads.run(gru_forward, N, h, gates, ahn, xw, Wh, bhn, s0[0])
+    threads.recurrence(gru_forward, N, H, h, gates, ahn, xw, Wh, bhn, s0[0])
     return h, (gates, ahn, h), h[-1][None]
 
 
@@ -194,14 +194,14 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         dah = da                                     # gradient of h_prev Wh
         ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
         if cfg.kind == "rnn":
-            threads.run(rnn_backward, N, da, ds0[0], dh, h, WhT)
+            threads.recurrence(rnn_backward, N, H, da, ds0[0], dh, h, WhT)
         elif cfg.kind == "lstm":
-            threads.run(lstm_backward, N, da, ds0[0], ds0[1], dh, saved[0], saved[1],
-                        state[l][1], WhT)
+            threads.recurrence(lstm_backward, N, H, da, ds0[0], ds0[1], dh, saved[0], saved[1],
+                               state[l][1], WhT)
         else:
             dah = np.empty_like(xw)
-            threads.run(gru_backward, N, da, dah, ds0[0], dh, saved[0], saved[1], h,
-                        state[l][0], WhT)
+            threads.recurrence(gru_backward, N, H, da, dah, ds0[0], dh, saved[0], saved[1], h,
+                               state[l][0], WhT)
             g[f"L{l}.bhn"] += dah[:, :, 2 * H:].sum(axis=(0, 1))
         h_prev = np.concatenate([state[l][0][None], h[:-1]]).reshape(M, H)
         threads.matmul_tn_add(g[f"L{l}.Wh"], h_prev, dah.reshape(M, -1))  # one GEMM per chunk

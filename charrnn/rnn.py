@@ -8,41 +8,49 @@ min-char-rnn's Wxh, Whh, bh are Wx, Wh, b here. The input projection of all
 T steps is one GEMM done by the caller (model.py), which also forms
 dWh = H_prev^T dA as one GEMM; only the recurrence is here.
 Memory per layer and chunk: h T*N*H floats.
+
+Each call computes one thread's part, streams s0..s1 and units u0..u1; see
+lstm.py and threads.py for the two ways the work is split.
 """
 import numpy as np
 from numba import njit
 
-from charrnn.layers import FAST, ONE, dot_rows, tanh
+from charrnn.layers import FAST, ONE, tanh
+from charrnn.native import barrier, gate_columns, gemm
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def rnn_forward(h, xw, Wh, h0, lo, hi):
+def rnn_forward(h, xw, Wh, h0, ctx, s0, s1, u0, u1):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
-    Wh: (H, H); h0: (N, H). Streams lo..hi only (see threads.py)."""
+    Wh: (H, H); h0: (N, H); ctx: see native.py. Streams s0..s1, units u0..u1."""
     T, N, H = xw.shape
-    a = np.empty((hi - lo, H), dtype=xw.dtype)
+    Wp = gate_columns(Wh, H, u0, u1)
+    a = np.empty((s1 - s0, u1 - u0), dtype=xw.dtype)
     for t in range(T):
-        dot_rows(h0[lo:hi] if t == 0 else h[t - 1][lo:hi], Wh, a)
-        for n in range(lo, hi):
-            hr, ar, xr = h[t, n], a[n - lo], xw[t, n]
-            for j in range(H):
-                hr[j] = tanh(ar[j] + xr[j])
+        gemm(ctx, h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
+        for n in range(s0, s1):
+            hr, ar, xr = h[t, n, u0:u1], a[n - s0], xw[t, n, u0:u1]
+            for u in range(u1 - u0):  # slices from 0: see lstm.lstm_cell
+                hr[u] = tanh(ar[u] + xr[u])
+        barrier(ctx)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def rnn_backward(da, dh0, dh, h, WhT, lo, hi):
+def rnn_backward(da, dh0, dh, h, WhT, ctx, s0, s1, u0, u1):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
     dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
-    WhT: (H, H). Streams lo..hi only."""
+    WhT: (H, H). Streams s0..s1, units u0..u1."""
     T, N, H = da.shape
-    dh_next = np.zeros((hi - lo, H), dtype=da.dtype)  # min-char-rnn's dhnext
+    WTp = gate_columns(WhT, H, u0, u1)
+    dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # min-char-rnn's dhnext
     for t in range(T - 1, -1, -1):
-        for n in range(lo, hi):
-            d, hr, dhr, dhn = da[t, n], h[t, n], dh[t, n], dh_next[n - lo]
-            for j in range(H):
-                d[j] = (dhr[j] + dhn[j]) * (ONE - hr[j] * hr[j])
-        dot_rows(da[t][lo:hi], WhT, dh_next)
-    dh0[lo:hi] = dh_next
+        for n in range(s0, s1):
+            d, hr, dhr, dhn = da[t, n, u0:u1], h[t, n, u0:u1], dh[t, n, u0:u1], dh_next[n - s0]
+            for u in range(u1 - u0):
+                d[u] = (dhr[u] + dhn[u]) * (ONE - hr[u] * hr[u])
+        barrier(ctx)  # the product reads every unit of da[t]
+        gemm(ctx, da[t][s0:s1], WTp, dh_next)
+    dh0[s0:s1, u0:u1] = dh_next
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

@@ -20,17 +20,17 @@ import numpy as np
 from numba import njit
 
 from charrnn.gru import gru_step
-from charrnn.layers import dot_rows
 from charrnn.lstm import lstm_step
+from charrnn.native import gemm, new_ctx
 from charrnn.rnn import rnn_step
 
 KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
 @njit(cache=True, error_model="numpy")
-def advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a):
+def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a):
     """Feeds the characters tok (N,) to the model: state (L, S, N, H) in place.
-    xw, a: (N, G) scratch buffers."""
+    ctx: see native.py; xw, a: (N, G) scratch buffers."""
     L = state.shape[0]
     N = tok.shape[0]
     for l in range(L):
@@ -38,9 +38,9 @@ def advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a):
             for n in range(N):
                 xw[n, :] = table0[tok[n]]
         else:
-            dot_rows(state[l - 1, 0], Wxs[l], xw)
+            gemm(ctx, state[l - 1, 0], Wxs[l], xw)
             xw += bs[l]
-        dot_rows(state[l, 0], Whs[l], a)
+        gemm(ctx, state[l, 0], Whs[l], a)
         if kind == 0:
             rnn_step(state[l, 0], a, xw)
         elif kind == 1:
@@ -96,7 +96,7 @@ def choose(logits, temperature, top_k, top_p, greedy, coin, probs, work):
 
 
 @njit(cache=True, error_model="numpy")
-def sample_chunk(out, tok, state, coins, kind, table0, Wxs, Whs, bs, bhns, Wy, by,
+def sample_chunk(out, tok, state, coins, ctx, kind, table0, Wxs, Whs, bs, bhns, Wy, by,
                  temperature, top_k, top_p, greedy):
     """out: (K, N) generated ids; tok: (N,) the last character of each sample, not
     yet fed, updated in place; coins: (K, N) uniform in [0, 1)."""
@@ -110,8 +110,8 @@ def sample_chunk(out, tok, state, coins, kind, table0, Wxs, Whs, bs, bhns, Wy, b
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
     for k in range(K):
-        advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
-        dot_rows(state[L - 1, 0], Wy, logits)
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+        gemm(ctx, state[L - 1, 0], Wy, logits)
         for n in range(N):
             logits[n] += by
             tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
@@ -120,7 +120,7 @@ def sample_chunk(out, tok, state, coins, kind, table0, Wxs, Whs, bs, bhns, Wy, b
 
 
 @njit(cache=True, error_model="numpy")
-def feed(ids, state, kind, table0, Wxs, Whs, bs, bhns):
+def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     """Conditions state (L, S, N, H) on the characters ids (P,), the same for every sample."""
     N = state.shape[2]
     G = table0.shape[1]
@@ -129,7 +129,7 @@ def feed(ids, state, kind, table0, Wxs, Whs, bs, bhns):
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
-        advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a)
 
 
 @njit(cache=True, error_model="numpy")
@@ -165,7 +165,7 @@ def beam_select(scores, parent, char, cand):
 
 
 @njit(cache=True, error_model="numpy")
-def beam_search(parents, chars, scores, tok, state, kind, table0, Wxs, Whs, bs, bhns, Wy, by):
+def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs, bs, bhns, Wy, by):
     """T steps of beam search over W beams. parents, chars: (T, W) out, the beam each
     step's survivor came from and the character it added; scores (W,): sums of
     log-probabilities, in and out; tok (W,), state (L, S, W, H): in and out."""
@@ -177,8 +177,8 @@ def beam_search(parents, chars, scores, tok, state, kind, table0, Wxs, Whs, bs, 
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
     for t in range(T):
-        advance(state, tok, kind, table0, Wxs, Whs, bs, bhns, xw, a)
-        dot_rows(state[L - 1, 0], Wy, logits)
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+        gemm(ctx, state[L - 1, 0], Wy, logits)
         for w in range(W):
             logits[w] += by
             log_softmax(cand[w], logits[w])
@@ -218,7 +218,8 @@ class Sampler:
         self.bs = np.stack([f32[f"L{l}.b"] for l in range(L)])
         self.bhns = np.stack([f32.get(f"L{l}.bhn", np.zeros(H, np.float32)) for l in range(L)])
         self.Wy, self.by = f32["out.W"], f32["out.b"]
-        self.weights = (KINDS[cfg.kind], self.table0, self.Wxs, self.Whs, self.bs, self.bhns)
+        self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs, self.Whs, self.bs,
+                        self.bhns)
 
     def generate(self, prime_ids, length, num_samples=1, temperature=1.0, top_k=0,
                  greedy=False, seed=None, chunk=128, top_p=1.0):

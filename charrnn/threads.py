@@ -1,11 +1,18 @@
 """Work split across threads: how charrnn uses more than one core.
 
 BLAS runs one thread (see __init__.py), because a recurrence is a chain of small
-GEMMs that BLAS threads only slow down. Instead, the N streams of a chunk are cut
-into P contiguous ranges, one per thread, and each thread runs the whole
-recurrence of its own streams: nothing to synchronise until the chunk ends. Large
-products are cut by rows the same way. The numba kernels release the GIL
-(nogil=True) and so do numpy's BLAS calls, so plain Python threads run in parallel.
+GEMMs that BLAS threads only slow down. Instead charrnn splits the work itself,
+in one of two ways (recurrence()):
+- by streams: the N streams of a chunk are cut into P contiguous ranges, one per
+  thread, and each thread runs the whole recurrence of its own streams: nothing to
+  synchronise until the chunk ends. The per-step products are then P small GEMMs
+  of N/P rows that each read all of Wh.
+- by units: each thread computes its H/P hidden units (their columns of Wh) for
+  all N streams, and the threads meet at a barrier after every step (native.py).
+  Twice the rows per GEMM against half the weights, which for H >= 256 runs the
+  step 1.2-1.4x faster than the split by streams (benchmarks/RESULTS.md).
+Large products are cut by rows. The numba kernels release the GIL (nogil=True)
+and so do numpy's BLAS calls, so plain Python threads run in parallel.
 
 P is CHARRNN_THREADS, or the number of cores this process may use. Sums over
 threads (matmul_tn_add) are added in a fixed order, so results depend on P but
@@ -16,14 +23,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-_pool = None
+from charrnn.native import new_ctx
+
+_pool, _pool_size = None, 0
+# split by units when every thread gets at least this many (below, the split by
+# streams was faster: a 2x128 LSTM's step is too short to pay for the barriers)
+MIN_UNITS = 128
+
+
+def cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def count():
     env = os.environ.get("CHARRNN_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores()
 
 
 def ranges(n, min_rows):
@@ -34,15 +50,31 @@ def ranges(n, min_rows):
 
 def run(fn, n, *args, min_rows=4):
     """[fn(*args, lo, hi) for each range of 0..n], the ranges run in parallel."""
-    global _pool
-    rs = ranges(n, min_rows)
-    if len(rs) == 1:
-        return [fn(*args, 0, n)]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(count(), thread_name_prefix="charrnn")
-    futures = [_pool.submit(fn, *args, lo, hi) for lo, hi in rs[1:]]
-    first = fn(*args, *rs[0])  # this thread takes the first range itself
+    return _parallel(fn, args, ranges(n, min_rows))
+
+
+def _parallel(fn, args, parts):
+    """[fn(*args, *part) for part in parts], run at the same time, one thread each."""
+    global _pool, _pool_size
+    if len(parts) == 1:
+        return [fn(*args, *parts[0])]
+    if _pool_size < len(parts) - 1:  # the split by units needs every part running at once
+        _pool, _pool_size = ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="charrnn"), len(parts) - 1
+    futures = [_pool.submit(fn, *args, *part) for part in parts[1:]]
+    first = fn(*args, *parts[0])  # this thread takes the first part itself
     return [first] + [f.result() for f in futures]
+
+
+def recurrence(fn, N, H, *args):
+    """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams and
+    H units, split by units or by streams (see the top of this file). The split by
+    units makes its threads wait for each other at every step, so it never runs
+    more threads than there are cores."""
+    P = min(count(), cores())
+    if P > 1 and H // P >= MIN_UNITS:
+        ctx = new_ctx(P)
+        return _parallel(fn, args, [(ctx, 0, N, p * H // P, (p + 1) * H // P) for p in range(P)])
+    return _parallel(fn, args, [(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)])
 
 
 def matmul(a, b, bias=None):

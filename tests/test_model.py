@@ -187,6 +187,62 @@ def test_streams_split_across_threads(kind, monkeypatch):
     check_gradients(cfg, flat, ids, targets, state, masks)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("P", [2, 3])
+def test_units_split_across_threads(kind, P, monkeypatch):
+    """With the hidden units cut into P parts (3 does not divide H = 7), run by P
+    threads that meet at a barrier every step: the forward equals the naive
+    reference, the gradients pass the finite-difference check, and float32 through
+    numpy's sgemm agrees with float64."""
+    from charrnn import threads
+    monkeypatch.setenv("CHARRNN_THREADS", str(P))
+    monkeypatch.setattr(threads, "cores", lambda: P)
+    monkeypatch.setattr(threads, "MIN_UNITS", 1)
+    calls = []
+    parallel = threads._parallel
+    monkeypatch.setattr(threads, "_parallel", lambda fn, args, parts: calls.append(parts) or
+                        parallel(fn, args, parts))
+    cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, H=7, N=4, T=3)
+    p = model.carve(flat, cfg)
+    logits, _, new_state = model.forward(cfg, p, ids, state, masks)
+    calls = [parts for parts in calls if len(parts[0]) == 5]  # the recurrences: (ctx, s0, s1, u0, u1)
+    assert len(calls) == 2 and all([part[3:] for part in parts] == [(k * 7 // P, (k + 1) * 7 // P)
+                                                                    for k in range(P)] for parts in calls)
+    ref_logits, ref_state = naive.forward(cfg, p, ids, state, masks)
+    np.testing.assert_allclose(logits.reshape(ref_logits.shape), ref_logits, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(new_state, ref_state, rtol=1e-12, atol=1e-12)
+    check_gradients(cfg, flat, ids, targets, state, masks)
+    g64 = np.zeros_like(flat)
+    loss64, _ = model.loss_and_grad(cfg, p, model.carve(g64, cfg), ids, targets, state, masks)
+    f32 = flat.astype(np.float32)
+    g32 = np.zeros_like(f32)
+    loss32, s32 = model.loss_and_grad(cfg, model.carve(f32, cfg), model.carve(g32, cfg), ids,
+                                      targets, state.astype(np.float32), masks.astype(np.float32))
+    assert s32.dtype == np.float32 and loss32 == pytest.approx(loss64, rel=1e-5)
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5)
+
+
+def test_numpy_sgemm_is_found_and_exact():
+    """native.gemm takes numpy's own sgemm (when numpy bundles OpenBLAS, as its wheels
+    do) and gives the product for row-strided inputs, as the kernels pass them."""
+    import glob
+    import os
+    from charrnn import native
+    from numba import njit
+    if glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "*openblas*")):
+        assert native.SGEMM_ADDRESS != 0
+
+    @njit
+    def run(ctx, a, b, out):
+        native.gemm(ctx, a[1:4, :5], b, out)
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(size=(5, 9)).astype(np.float32)
+    for ctx in (native.new_ctx(1), np.array([0, 0, 1, 0])):  # numpy's sgemm; np.dot
+        out = np.full((3, 9), np.nan, dtype=np.float32)
+        run(ctx, a, b, out)
+        np.testing.assert_allclose(out, a[1:4, :5].astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+
+
 def test_matmul_helpers_split_rows_exactly(monkeypatch):
     from charrnn import threads
     monkeypatch.setenv("CHARRNN_THREADS", "3")

@@ -1,0 +1,178 @@
+"""What numba does not give the kernels by itself: numpy's own BLAS, and a barrier.
+
+numba's np.dot calls the BLAS that SciPy bundles; numpy bundles a newer OpenBLAS
+whose small GEMMs (the per-step recurrent products: 50 rows against a few hundred
+columns) run 1.2-1.4x faster on this project's machines (benchmarks/RESULTS.md).
+Its cblas_sgemm is found once per process and its address is handed to the kernels
+as a number in their ctx array, so the compiled code holds no address and stays
+cacheable (cache=True). Where numpy's BLAS cannot be found, the address is 0 and
+gemm() falls back to np.dot; float64 (the gradient checks) always takes np.dot.
+
+ctx, the int64 array every recurrence kernel receives (see threads.py):
+    ctx[0], ctx[1]   the barrier: threads arrived, barriers completed
+    ctx[2]           P, the threads that meet at the barrier (1: no barrier)
+    ctx[3]           the address of numpy's cblas_sgemm, or 0
+"""
+import ctypes
+import glob
+import os
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+ARRIVED, DONE, TEAM, SGEMM = range(4)
+
+
+def _numpy_sgemm_address():
+    """The address of the ILP64 cblas_sgemm in numpy's bundled OpenBLAS, or 0."""
+    root = os.path.dirname(np.__file__)
+    libs = glob.glob(os.path.join(root + ".libs", "*openblas*")) + \
+        glob.glob(os.path.join(root, ".libs", "*openblas*"))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+            if hasattr(lib, name):
+                return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+    return 0
+
+
+SGEMM_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_sgemm_address()
+
+
+def new_ctx(P):
+    return np.array([0, 0, P, SGEMM_ADDRESS], dtype=np.int64)
+
+
+def _data(context, builder, aryty, ary):
+    return builder.bitcast(context.make_array(aryty)(context, builder, ary).data,
+                           ir.IntType(8).as_pointer())
+
+
+@intrinsic
+def _cblas_sgemm(typingctx, address, M, N, K, a, lda, b, ldb, out, ldc):
+    """cblas_sgemm(RowMajor, NoTrans, NoTrans, M, N, K, 1, a, lda, b, ldb, 0, out, ldc)
+    through the function pointer address (64-bit integers: the ILP64 interface)."""
+    sig = types.void(address, M, N, K, a, lda, b, ldb, out, ldc)
+
+    def codegen(context, builder, signature, args):
+        address, M, N, K, a, lda, b, ldb, out, ldc = args
+        i32, i64, f32, ptr = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, f32, ptr, i64,
+                                               ptr, i64, f32, ptr, i64])
+        fn = builder.inttoptr(address, fnty.as_pointer())
+        at, bt, ot = signature.args[4], signature.args[6], signature.args[8]
+        row_major, no_trans = ir.Constant(i32, 101), ir.Constant(i32, 111)
+        builder.call(fn, [row_major, no_trans, no_trans, M, N, K, ir.Constant(f32, 1.0),
+                          _data(context, builder, at, a), lda, _data(context, builder, bt, b), ldb,
+                          ir.Constant(f32, 0.0), _data(context, builder, ot, out), ldc])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+# OpenBLAS multiplies small matrices (m * k * n up to about 12 x 128 x 512) on a
+# path without packing; just above, its general path repacks the weights on every
+# call, which for the per-step product of a 128-unit layer costs more than the
+# arithmetic (25 rows: 54 us in one call, 32 us as blocks of 9 rows). Larger
+# weights go through the general path in one call, where blocks would be slower.
+SMALL_GEMM = 12 * 128 * 512
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def gemm(ctx, a, b, out):
+    """out = a @ b for a per-step product: a (M, K) and b (K, N) with unit inner
+    stride, out C-contiguous; in row blocks that stay on BLAS's small-matrix path
+    when the weights b are small enough for it."""
+    M, K = a.shape
+    block = SMALL_GEMM // (K * b.shape[1])
+    if block >= M or block < 4:
+        _gemm(ctx, a, b, out)
+        return
+    parts = (M + block - 1) // block
+    for p in range(parts):
+        lo, hi = p * M // parts, (p + 1) * M // parts
+        _gemm(ctx, a[lo:hi], b, out[lo:hi])
+
+
+def _gemm(ctx, a, b, out):
+    np.dot(a, b, out)
+
+
+@overload(_gemm, inline="always")
+def _gemm_typed(ctx, a, b, out):
+    """numpy's sgemm for float32 when found; np.dot otherwise (and for float64)."""
+    if a.dtype != types.float32:
+        return lambda ctx, a, b, out: np.dot(a, b, out)
+
+    def sgemm(ctx, a, b, out):
+        if ctx[SGEMM] == 0:
+            np.dot(a, b, out)
+            return
+        M, K = a.shape
+        N = b.shape[1]
+        s = a.itemsize
+        _cblas_sgemm(ctx[SGEMM], np.int64(M), np.int64(N), np.int64(K), a,
+                     np.int64(a.strides[0] // s), b, np.int64(b.strides[0] // s), out, np.int64(N))
+    return sgemm
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def gate_columns(W, H, u0, u1):
+    """The columns of units u0..u1 in each block of H columns of W (K, k*H), as one
+    contiguous (K, k*U) array: a thread's share of Wh (k = gates) or of WhT (k = 1).
+    W itself when the share is everything."""
+    if u1 - u0 == H:
+        return W
+    K, G = W.shape
+    U = u1 - u0
+    out = np.empty((K, G // H * U), dtype=W.dtype)
+    for q in range(G // H):
+        out[:, q * U:(q + 1) * U] = W[:, q * H + u0:q * H + u1]
+    return out
+
+
+@intrinsic
+def _atomic_add(typingctx, arr, i, value):
+    """arr[i] += value, atomically; returns the value before."""
+    sig = types.int64(arr, i, value)
+
+    def codegen(context, builder, signature, args):
+        arr, i, value = args
+        ary = context.make_array(signature.args[0])(context, builder, arr)
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [i])
+        return builder.atomic_rmw("add", ptr, value, "seq_cst")
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, arr, i):
+    sig = types.int64(arr, i)
+
+    def codegen(context, builder, signature, args):
+        arr, i = args
+        ary = context.make_array(signature.args[0])(context, builder, arr)
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [i])
+        return builder.load_atomic(ptr, "seq_cst", 8)
+    return sig, codegen
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def barrier(ctx):
+    """Waits until all ctx[TEAM] threads have called it (once per time step). The
+    threads run on cores of their own (threads.py), so they spin rather than sleep:
+    a step of a 2x256 LSTM is 0.1 ms, a sleep and wake-up would cost as much."""
+    P = ctx[TEAM]
+    if P <= 1:
+        return
+    done = _atomic_load(ctx, DONE)
+    if _atomic_add(ctx, ARRIVED, np.int64(1)) == P - 1:  # the last one in lets all go
+        _atomic_add(ctx, ARRIVED, -P)
+        _atomic_add(ctx, DONE, np.int64(1))
+    else:
+        while _atomic_load(ctx, DONE) == done:
+            pass
