@@ -45,8 +45,11 @@ def _numpy_sgemm_address():
 SGEMM_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_sgemm_address()
 
 
-def new_ctx(P):
-    return np.array([0, 0, P, SGEMM_ADDRESS], dtype=np.int64)
+def new_ctx(P, numpy_blas=True):
+    """numpy_blas=False: np.dot (SciPy's BLAS) throughout. The sampler asks for it: one
+    row at a time, numpy's sgemv ran 2.4x slower inside its step loop (alone, in a
+    loop of its own, the two are equally fast; not understood, see RESULTS.md)."""
+    return np.array([0, 0, P, SGEMM_ADDRESS if numpy_blas else 0], dtype=np.int64)
 
 
 def _data(context, builder, aryty, ary):

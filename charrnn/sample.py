@@ -218,8 +218,8 @@ class Sampler:
         self.bs = np.stack([f32[f"L{l}.b"] for l in range(L)])
         self.bhns = np.stack([f32.get(f"L{l}.bhn", np.zeros(H, np.float32)) for l in range(L)])
         self.Wy, self.by = f32["out.W"], f32["out.b"]
-        self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs, self.Whs, self.bs,
-                        self.bhns)
+        self.weights = (new_ctx(1, numpy_blas=False), KINDS[cfg.kind], self.table0, self.Wxs,
+                        self.Whs, self.bs, self.bhns)
 
     def generate(self, prime_ids, length, num_samples=1, temperature=1.0, top_k=0,
                  greedy=False, seed=None, chunk=128, top_p=1.0):
