@@ -66,14 +66,14 @@ def gru_cell(h, gates, ahn, a, xw, bhn, h_prev, u0):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, WhT, ctx, s0, s1, u0, u1):
+def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
     """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
     h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
     dh0: (N, H) out; dh: (T, N, H) from above; gates, ahn, h: saved by gru_forward;
-    WhT: (3H, H). Streams s0..s1, units u0..u1."""
+    Wh: (H, 3H). Streams s0..s1, units u0..u1."""
     T, N, G = dax.shape
     H = G // 3
-    WTp = gate_columns(WhT, H, u0, u1)
+    WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
     dh_next = np.zeros((s1 - s0, u1 - u0), dtype=dax.dtype)
     dh_rec = np.empty((s1 - s0, u1 - u0), dtype=dax.dtype)  # gemm cannot accumulate into its output
     for t in range(T - 1, -1, -1):

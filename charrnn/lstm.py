@@ -72,15 +72,15 @@ def lstm_cell(h, c, gates, a, xw, c_prev, u0):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_backward(da, dh0, dc0, dh, gates, c, c0, WhT, ctx, s0, s1, u0, u1):
+def lstm_backward(da, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
     """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
     dh0, dc0: (N, H) out, gradient of the initial state.
     dh: (T, N, H) gradient of the loss with respect to each h[t] from above (not
-    counting the recurrence); gates, c: saved by lstm_forward; WhT: (4H, H).
+    counting the recurrence); gates, c: saved by lstm_forward; Wh: (H, 4H).
     Streams s0..s1, units u0..u1 only."""
     T, N, G = da.shape
     H = G // 4
-    WTp = gate_columns(WhT, H, u0, u1)
+    WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
     dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through h_prev Wh
     dc_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):

@@ -184,34 +184,35 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
     top = caches[-1][3].reshape(M, H)
     threads.matmul_tn_add(g["out.W"], top, dlogits)
     g["out.b"] += dlogits.sum(axis=0)
-    dx = threads.matmul(dlogits, np.ascontiguousarray(p["out.W"].T)).reshape(T, N, H)
+    dx = threads.matmul(dlogits, p["out.W"].T).reshape(T, N, H)  # BLAS reads the transpose as is
     for l in range(cfg.layers - 1, -1, -1):
         xw, h, saved, _ = caches[l]
         dh = dx if masks is None else dx * masks[l]
         Wh = p[f"L{l}.Wh"]
-        WhT = np.ascontiguousarray(Wh.T)
         da = np.empty_like(xw)
         dah = da                                     # gradient of h_prev Wh
         ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
         if cfg.kind == "rnn":
-            threads.recurrence(rnn_backward, N, H, da, ds0[0], dh, h, WhT)
+            threads.recurrence(rnn_backward, N, H, da, ds0[0], dh, h, Wh)
         elif cfg.kind == "lstm":
             threads.recurrence(lstm_backward, N, H, da, ds0[0], ds0[1], dh, saved[0], saved[1],
-                               state[l][1], WhT)
+                               state[l][1], Wh)
         else:
             dah = np.empty_like(xw)
             threads.recurrence(gru_backward, N, H, da, dah, ds0[0], dh, saved[0], saved[1], h,
-                               state[l][0], WhT)
+                               state[l][0], Wh)
             g[f"L{l}.bhn"] += dah[:, :, 2 * H:].sum(axis=(0, 1))
-        h_prev = np.concatenate([state[l][0][None], h[:-1]]).reshape(M, H)
-        threads.matmul_tn_add(g[f"L{l}.Wh"], h_prev, dah.reshape(M, -1))  # one GEMM per chunk
+        # dWh = h_prev^T dah, one GEMM per chunk: h[t-1] pairs with dah[t], the carried
+        # state with dah[0] (a small second product rather than a copy of h)
+        threads.matmul_tn_add(g[f"L{l}.Wh"], h[:-1].reshape(M - N, H), dah[1:].reshape(M - N, -1))
+        g[f"L{l}.Wh"] += state[l][0].T @ dah[0]
         da2 = da.reshape(M, -1)
         g[f"L{l}.b"] += da2.sum(axis=0)
-        WxT = p[f"L{l}.Wx"].T  # made contiguous only where used: one-hot input needs none
+        WxT = p[f"L{l}.Wx"].T
         if l > 0:
             x_in = caches[l - 1][3].reshape(M, H)
             threads.matmul_tn_add(g[f"L{l}.Wx"], x_in, da2)
-            dx = threads.matmul(da2, np.ascontiguousarray(WxT)).reshape(T, N, H)
+            dx = threads.matmul(da2, WxT).reshape(T, N, H)
         elif _folds_embedding(cfg, M):
             # the backward of the table: sum the gradient rows of each character first,
             # then two (V, .) GEMMs instead of two (M, .) ones
@@ -223,7 +224,7 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
             emb = p["embed.W"][ids].reshape(M, -1)
             threads.matmul_tn_add(g["L0.Wx"], emb, da2)
             scatter_add_rows(g["embed.W"], ids.reshape(M),
-                             threads.matmul(da2, np.ascontiguousarray(WxT)))
+                             threads.matmul(da2, WxT))
         else:
             scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
 

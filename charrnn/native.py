@@ -127,7 +127,7 @@ def _gemm_typed(ctx, a, b, out):
 @njit(cache=True, inline="always", error_model="numpy")
 def gate_columns(W, H, u0, u1):
     """The columns of units u0..u1 in each block of H columns of W (K, k*H), as one
-    contiguous (K, k*U) array: a thread's share of Wh (k = gates) or of WhT (k = 1).
+    contiguous (K, k*U) array: a thread's share of Wh (k = gates).
     W itself when the share is everything."""
     if u1 - u0 == H:
         return W

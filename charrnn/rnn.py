@@ -36,12 +36,12 @@ def rnn_forward(h, xw, Wh, h0, ctx, s0, s1, u0, u1):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def rnn_backward(da, dh0, dh, h, WhT, ctx, s0, s1, u0, u1):
+def rnn_backward(da, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
     dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
-    WhT: (H, H). Streams s0..s1, units u0..u1."""
+    Wh: (H, H). Streams s0..s1, units u0..u1."""
     T, N, H = da.shape
-    WTp = gate_columns(WhT, H, u0, u1)
+    WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
     dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # min-char-rnn's dhnext
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
