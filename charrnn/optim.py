@@ -7,38 +7,53 @@ t is the 1-based step count (Adam's bias correction needs it).
 import numpy as np
 from numba import njit
 
+from charrnn.layers import FAST
+
 BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "adagrad": ("v",), "sgd": ()}
 EPS = 1e-8
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FAST)
 def adam_update(w, dw, m, v, lr, t, beta1=0.9, beta2=0.999):
-    c1 = 1.0 - beta1 ** t
-    c2 = 1.0 - beta2 ** t
+    # in the buffers' precision (float32 when training): float64 arithmetic made the
+    # step of a 2x512 LSTM's 4.3M parameters 3x slower (29 ms against 10 ms)
+    one = w.dtype.type(1.0)
+    b1, b2, eps, rate = w.dtype.type(beta1), w.dtype.type(beta2), w.dtype.type(EPS), w.dtype.type(lr)
+    c1 = w.dtype.type(1.0 / (1.0 - beta1 ** t))  # bias corrections, as multipliers
+    c2 = w.dtype.type(1.0 / (1.0 - beta2 ** t))
     for k in range(w.size):
-        m[k] = beta1 * m[k] + (1 - beta1) * dw[k]
-        v[k] = beta2 * v[k] + (1 - beta2) * dw[k] * dw[k]
-        w[k] -= lr * (m[k] / c1) / (np.sqrt(v[k] / c2) + EPS)
+        g = dw[k]
+        mk = b1 * m[k] + (one - b1) * g
+        vk = b2 * v[k] + (one - b2) * g * g
+        m[k], v[k] = mk, vk
+        w[k] -= rate * (mk * c1) / (np.sqrt(vk * c2) + eps)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FAST)
 def rmsprop_update(w, dw, v, lr, decay=0.95):
+    one, d, eps, rate = w.dtype.type(1.0), w.dtype.type(decay), w.dtype.type(EPS), w.dtype.type(lr)
     for k in range(w.size):
-        v[k] = decay * v[k] + (1 - decay) * dw[k] * dw[k]
-        w[k] -= lr * dw[k] / (np.sqrt(v[k]) + EPS)
+        g = dw[k]
+        vk = d * v[k] + (one - d) * g * g
+        v[k] = vk
+        w[k] -= rate * g / (np.sqrt(vk) + eps)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FAST)
 def adagrad_update(w, dw, v, lr):
+    eps, rate = w.dtype.type(EPS), w.dtype.type(lr)
     for k in range(w.size):
-        v[k] += dw[k] * dw[k]
-        w[k] -= lr * dw[k] / (np.sqrt(v[k]) + EPS)
+        g = dw[k]
+        vk = v[k] + g * g
+        v[k] = vk
+        w[k] -= rate * g / (np.sqrt(vk) + eps)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FAST)
 def sgd_update(w, dw, lr):
+    rate = w.dtype.type(lr)
     for k in range(w.size):
-        w[k] -= lr * dw[k]
+        w[k] -= rate * dw[k]
 
 
 @njit(cache=True, error_model="numpy")

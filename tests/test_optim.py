@@ -1,0 +1,49 @@
+"""The optimizers against plain float64 numpy written from their papers, and clipping."""
+import numpy as np
+import pytest
+
+from charrnn.optim import EPS, Optimizer, clip_global_norm
+
+
+def reference(name, w, grads, lr):
+    """w after one update per gradient in grads, in float64."""
+    w, m, v = w.astype(np.float64), np.zeros(w.size), np.zeros(w.size)
+    for t, g in enumerate(grads, start=1):
+        g = g.astype(np.float64)
+        if name == "adam":  # Kingma & Ba 2015, Algorithm 1
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            w = w - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + EPS)
+        elif name == "rmsprop":
+            v = 0.95 * v + 0.05 * g * g
+            w = w - lr * g / (np.sqrt(v) + EPS)
+        elif name == "adagrad":
+            v = v + g * g
+            w = w - lr * g / (np.sqrt(v) + EPS)
+        else:
+            w = w - lr * g
+    return w
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_updates_match_the_float64_reference(name, dtype):
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=1000).astype(dtype)
+    grads = [rng.normal(size=1000).astype(dtype) * s for s in (1.0, 0.01, 3.0, 0.5, 1e-4)]
+    w = w0.copy()
+    opt = Optimizer(name, w.size, dtype=dtype)
+    for t, g in enumerate(grads, start=1):
+        opt.step(w, g, 2e-3, t)
+    assert w.dtype == dtype
+    expected = reference(name, w0, grads, 2e-3)
+    assert np.abs(expected - w0).max() > 1e-3  # the updates moved the weights
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(w, expected, rtol=0, atol=tol * max(1.0, np.abs(w0).max()))
+
+
+def test_clip_scales_to_the_limit_and_returns_the_norm():
+    g = np.array([3.0, 4.0], dtype=np.float32)
+    assert clip_global_norm(g, 10.0) == pytest.approx(5.0) and list(g) == [3.0, 4.0]
+    assert clip_global_norm(g, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(g, [0.6, 0.8], rtol=1e-6)
