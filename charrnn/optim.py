@@ -56,10 +56,11 @@ def sgd_update(w, dw, lr):
         w[k] -= rate * dw[k]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FAST)
 def clip_global_norm(dw, max_norm):
     """Scales dw in place so that its L2 norm is at most max_norm; returns the norm
-    before clipping (float64 accumulation, so it does not overflow in float32)."""
+    before clipping (float64 accumulation, so it does not overflow in float32; in
+    vector lanes, which fast-math allows: one sequential sum was 4x slower)."""
     s = 0.0
     for k in range(dw.size):
         s += dw[k] * dw[k]
