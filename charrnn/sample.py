@@ -21,16 +21,20 @@ from numba import njit
 
 from charrnn.gru import gru_step
 from charrnn.lstm import lstm_step
-from charrnn.native import gemm, new_ctx
+from charrnn import threads
+from charrnn.native import barrier, gemm, new_ctx
 from charrnn.rnn import rnn_step
 
 KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
-@njit(cache=True, error_model="numpy")
-def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a):
-    """Feeds the characters tok (N,) to the model: state (L, S, N, H) in place.
-    ctx: see native.py; xw, a: (N, G) scratch buffers."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, u0, u1):
+    """Feeds the characters tok (N,) to the model: state (L, S, N, H) in place, units
+    u0..u1 of every layer (all of them, or this thread's share; see Sampler). The
+    weights are those units' columns, gate by gate (U = u1 - u0 per gate):
+    table0 (V, gU), Wxs, Whs (L, H, gU), bs (L, gU), bhns (L, U).
+    ctx: see native.py; xw, a: (N, gU) scratch buffers."""
     L = state.shape[0]
     N = tok.shape[0]
     for l in range(L):
@@ -41,12 +45,23 @@ def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a):
             gemm(ctx, state[l - 1, 0], Wxs[l], xw)
             xw += bs[l]
         gemm(ctx, state[l, 0], Whs[l], a)
-        if kind == 0:
-            rnn_step(state[l, 0], a, xw)
-        elif kind == 1:
-            lstm_step(state[l, 0], state[l, 1], a, xw)
+        barrier(ctx)  # every thread has read the h it needs before any is overwritten
+        if u1 - u0 == state.shape[3]:  # contiguous rows: the cell loops vectorize
+            cell_step(kind, state[l, 0], state[l, -1], a, xw, bhns[l])
         else:
-            gru_step(state[l, 0], a, xw, bhns[l])
+            cell_step(kind, state[l, 0][:, u0:u1], state[l, -1][:, u0:u1], a, xw, bhns[l])
+        barrier(ctx)  # the next layer reads all of this one's h
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def cell_step(kind, h, c, a, xw, bhn):
+    """One step of the cell of this kind on h (N, U) (and c, for the LSTM)."""
+    if kind == 0:
+        rnn_step(h, a, xw)
+    elif kind == 1:
+        lstm_step(h, c, a, xw)
+    else:
+        gru_step(h, a, xw, bhn)
 
 
 @njit(cache=True, error_model="numpy")
@@ -95,28 +110,31 @@ def choose(logits, temperature, top_k, top_p, greedy, coin, probs, work):
     return last  # u within rounding of total
 
 
-@njit(cache=True, error_model="numpy")
-def sample_chunk(out, tok, state, coins, ctx, kind, table0, Wxs, Whs, bs, bhns, Wy, by,
-                 temperature, top_k, top_p, greedy):
+@njit(cache=True, nogil=True, error_model="numpy")
+def sample_chunk(out, tok, state, coins, Wy, by, temperature, top_k, top_p, greedy,
+                 ctx, kind, table0, Wxs, Whs, bs, bhns, u0, u1):
     """out: (K, N) generated ids; tok: (N,) the last character of each sample, not
-    yet fed, updated in place; coins: (K, N) uniform in [0, 1)."""
+    yet fed, updated in place; coins: (K, N) uniform in [0, 1). The thread with
+    units from 0 also draws the characters while the others wait."""
     K, N = out.shape
-    G = table0.shape[1]
+    gU = table0.shape[1]
     V = by.shape[0]
     L = state.shape[0]
-    xw = np.empty((N, G), dtype=table0.dtype)
-    a = np.empty((N, G), dtype=table0.dtype)
+    xw = np.empty((N, gU), dtype=table0.dtype)
+    a = np.empty((N, gU), dtype=table0.dtype)
     logits = np.empty((N, V), dtype=table0.dtype)
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
     for k in range(K):
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a)
-        gemm(ctx, state[L - 1, 0], Wy, logits)
-        for n in range(N):
-            logits[n] += by
-            tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
-                            probs, work)
-            out[k, n] = tok[n]
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, u0, u1)
+        if u0 == 0:
+            gemm(ctx, state[L - 1, 0], Wy, logits)
+            for n in range(N):
+                logits[n] += by
+                tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
+                                probs, work)
+                out[k, n] = tok[n]
+        barrier(ctx)  # tok is drawn
 
 
 @njit(cache=True, error_model="numpy")
@@ -129,7 +147,7 @@ def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, 0, state.shape[3])
 
 
 @njit(cache=True, error_model="numpy")
@@ -177,7 +195,7 @@ def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs,
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
     for t in range(T):
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a)
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, 0, state.shape[3])
         gemm(ctx, state[L - 1, 0], Wy, logits)
         for w in range(W):
             logits[w] += by
@@ -220,6 +238,18 @@ class Sampler:
         self.Wy, self.by = f32["out.W"], f32["out.b"]
         self.weights = (new_ctx(1, numpy_blas=False), KINDS[cfg.kind], self.table0, self.Wxs,
                         self.Whs, self.bs, self.bhns)
+        # sample_chunk splits a layer of 256 units or more across the cores by units, as
+        # training does (threads.py): each thread reads only its units' columns of the
+        # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
+        # 2x the characters per second; 2x256: its share stays in the core's cache)
+        units = threads.unit_ranges(H) or [(0, H)]
+        ctx = new_ctx(len(units), numpy_blas=False)
+        gates = G // H
+        self.parts = [(ctx, KINDS[cfg.kind]) + tuple(
+            np.ascontiguousarray(np.concatenate([w[..., q * H + u0:q * H + u1] for q in range(gates)],
+                                                axis=-1))
+            for w in (self.table0, self.Wxs, self.Whs, self.bs)) +
+            (np.ascontiguousarray(self.bhns[:, u0:u1]), u0, u1) for u0, u1 in units]
 
     def generate(self, prime_ids, length, num_samples=1, temperature=1.0, top_k=0,
                  greedy=False, seed=None, chunk=128, top_p=1.0):
@@ -238,8 +268,9 @@ class Sampler:
             K = min(chunk, length - made)
             out = np.empty((K, num_samples), dtype=np.int64)
             coins = np.stack([r.random(K) for r in rngs], axis=1)
-            sample_chunk(out, tok, state, coins, *self.weights, self.Wy, self.by,
-                         float(temperature), int(top_k), float(top_p), bool(greedy))
+            threads.parallel(sample_chunk, (out, tok, state, coins, self.Wy, self.by,
+                                            float(temperature), int(top_k), float(top_p),
+                                            bool(greedy)), self.parts)
             made += K
             yield out
 

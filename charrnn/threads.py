@@ -50,10 +50,10 @@ def ranges(n, min_rows):
 
 def run(fn, n, *args, min_rows=4):
     """[fn(*args, lo, hi) for each range of 0..n], the ranges run in parallel."""
-    return _parallel(fn, args, ranges(n, min_rows))
+    return parallel(fn, args, ranges(n, min_rows))
 
 
-def _parallel(fn, args, parts):
+def parallel(fn, args, parts):
     """[fn(*args, *part) for part in parts], run at the same time, one thread each."""
     global _pool, _pool_size
     if len(parts) == 1:
@@ -65,16 +65,25 @@ def _parallel(fn, args, parts):
     return [first] + [f.result() for f in futures]
 
 
+def unit_ranges(H):
+    """The units of each thread when a layer of H units is split by units (one range
+    per core, each of MIN_UNITS or more), or None when it is not."""
+    P = min(count(), cores())
+    if P > 1 and H // P >= MIN_UNITS:
+        return [(p * H // P, (p + 1) * H // P) for p in range(P)]
+    return None
+
+
 def recurrence(fn, N, H, *args):
     """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams and
     H units, split by units or by streams (see the top of this file). The split by
     units makes its threads wait for each other at every step, so it never runs
     more threads than there are cores."""
-    P = min(count(), cores())
-    if P > 1 and H // P >= MIN_UNITS:
-        ctx = new_ctx(P)
-        return _parallel(fn, args, [(ctx, 0, N, p * H // P, (p + 1) * H // P) for p in range(P)])
-    return _parallel(fn, args, [(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)])
+    units = unit_ranges(H)
+    if units:
+        ctx = new_ctx(len(units))
+        return parallel(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])
+    return parallel(fn, args, [(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)])
 
 
 def matmul(a, b, bias=None):

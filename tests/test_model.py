@@ -199,8 +199,8 @@ def test_units_split_across_threads(kind, P, monkeypatch):
     monkeypatch.setattr(threads, "cores", lambda: P)
     monkeypatch.setattr(threads, "MIN_UNITS", 1)
     calls = []
-    parallel = threads._parallel
-    monkeypatch.setattr(threads, "_parallel", lambda fn, args, parts: calls.append(parts) or
+    parallel = threads.parallel
+    monkeypatch.setattr(threads, "parallel", lambda fn, args, parts: calls.append(parts) or
                         parallel(fn, args, parts))
     cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, H=7, N=4, T=3)
     p = model.carve(flat, cfg)
