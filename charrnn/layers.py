@@ -67,22 +67,32 @@ def max_and_sum_exp(row):
     return mx, s
 
 
-@njit(cache=True, error_model="numpy")
-def softmax_xent(dlogits, logits, targets, scale):
+@njit(cache=True, nogil=True, error_model="numpy")
+def softmax_xent(dlogits, logits, targets, scale, lo, hi):
     """Cross-entropy of the softmax of each row of logits against targets, fused.
     dlogits: (M, V) out, scale * d(loss)/d(logits), which is scale * (p - onehot);
-    logits: (M, V); targets: (M,) ids. Returns the summed loss in nats (float64).
-    dlogits may be logits itself (in place)."""
-    M, V = logits.shape
+    logits: (M, V); targets: (M,) ids. Rows lo..hi only (threads.run splits them).
+    Returns their summed loss in nats (float64). dlogits may be logits itself
+    (in place): each exponential is computed once and kept there."""
+    V = logits.shape[1]
     total = 0.0
-    for m in range(M):
-        mx, s = max_and_sum_exp(logits[m])
+    for m in range(lo, hi):
+        row, d = logits[m], dlogits[m]
+        mx = row[0]
+        for v in range(1, V):
+            mx = max(mx, row[v])  # subtracted before exp, so nothing overflows
         y = targets[m]
-        total += np.log(s) - (logits[m, y] - mx)
-        inv = 1.0 / s
+        total -= row[y] - mx  # read before d, which may be row, is written
+        s = 0.0
         for v in range(V):
-            dlogits[m, v] = scale * np.exp(logits[m, v] - mx) * inv
-        dlogits[m, y] -= scale
+            e = np.exp(row[v] - mx)
+            d[v] = e
+            s += e
+        total += np.log(s)
+        f = scale / s
+        for v in range(V):
+            d[v] *= f
+        d[y] -= scale
     return total
 
 

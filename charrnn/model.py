@@ -237,7 +237,8 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
         g_wh = [g[f"L{l}.Wh"].copy() for l in range(cfg.layers)]  # what g held before
     logits, caches, new_state = forward(cfg, p, ids, state, masks)
     M = logits.shape[0]
-    total = softmax_xent(logits, logits, targets.reshape(M), 1.0 / M)  # in place
+    total = sum(threads.run(softmax_xent, M, logits, logits, targets.reshape(M), 1.0 / M,
+                            min_rows=256))  # in place; partial sums added in order
     backward(cfg, p, g, logits, caches, ids, state, masks)
     if wmasks is not None:
         for l in range(cfg.layers):
