@@ -10,7 +10,9 @@ published: batch 50, sequence 50, 2 layers, a learned embedding of size H, Adam,
 gradient clipping at 5, on tiny Shakespeare. GFLOP/s counts the recurrent and
 input GEMMs of forward and backward: 2 * 3 * (D + H) * G per character and layer
 with D = H, i.e. 48 H^2 per layer for LSTM (G = 4H), 36 H^2 for GRU, 12 H^2 for RNN.
-The results are medians over --repeats runs; charrnn and the peer alternate, so
+The same nominal count for both: charrnn's first layer does fewer (it multiplies the
+V rows of the embedding by Wx, not every character's), so its GFLOP/s is per the
+model, not per arithmetic done. The results are medians over --repeats runs; charrnn and the peer alternate, so
 the noise of a shared machine hits both alike.
 """
 import argparse
