@@ -8,7 +8,7 @@ as a number in their ctx array, so the compiled code holds no address and stays
 cacheable (cache=True). Where numpy's BLAS cannot be found, the address is 0 and
 gemm() falls back to np.dot; float64 (the gradient checks) always takes np.dot.
 
-ctx, the int64 array every recurrence kernel receives (see threads.py):
+ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[0], ctx[1]   the barrier: threads arrived, barriers completed
     ctx[2]           P, the threads that meet at the barrier (1: no barrier)
     ctx[3]           the address of numpy's cblas_sgemm, or 0
@@ -166,9 +166,10 @@ def _atomic_load(typingctx, arr, i):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def barrier(ctx):
-    """Waits until all ctx[TEAM] threads have called it (once per time step). The
-    threads run on cores of their own (threads.py), so they spin rather than sleep:
-    a step of a 2x256 LSTM is 0.1 ms, a sleep and wake-up would cost as much."""
+    """Waits until all ctx[TEAM] threads have called it (after each time step; in
+    sampling, each layer). The threads run on cores of their own (threads.py), so
+    they spin rather than sleep: a step of a 2x256 LSTM takes 0.1 ms, a sleep and
+    wake-up would cost as much."""
     P = ctx[TEAM]
     if P <= 1:
         return

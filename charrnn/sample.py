@@ -10,6 +10,10 @@ Python side streams each chunk out as soon as it is made.
 Randomness comes in as coins: uniform numbers drawn by the caller from seeded
 generators (one per sample), so the same seed gives the same text.
 
+Layers of 256 units or more are split by units across the cores (threads.py):
+each thread advances its units of every layer, reading only their columns of the
+weights, and the threads meet at barriers; one of them draws the characters.
+
 Beam search runs the W beams as a batch of N = W states: each step expands every
 beam by every character, keeps the W best of the W*V candidates by their sum of
 log-probabilities, and reorders the states to follow their parents. Back-pointers
@@ -19,9 +23,9 @@ stream. Stop cuts the texts at a delimiter as they arrive, chunk by chunk.
 import numpy as np
 from numba import njit
 
+from charrnn import threads
 from charrnn.gru import gru_step
 from charrnn.lstm import lstm_step
-from charrnn import threads
 from charrnn.native import barrier, gemm, new_ctx
 from charrnn.rnn import rnn_step
 
