@@ -222,6 +222,31 @@ def test_units_split_across_threads(kind, P, monkeypatch):
     np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5)
 
 
+def test_split_setting_and_contention_notice(monkeypatch, capsys):
+    """CHARRNN_SPLIT chooses the split; a run whose threads get much less CPU time
+    than P cores for its wall time is told once, on stderr, how to avoid it."""
+    from charrnn import threads
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setenv("CHARRNN_THREADS", "2")
+    assert threads.unit_ranges(512) == [(0, 256), (256, 512)] and threads.unit_ranges(200) is None
+    monkeypatch.setenv("CHARRNN_SPLIT", "streams")
+    assert threads.unit_ranges(512) is None
+    monkeypatch.setenv("CHARRNN_SPLIT", "units")
+    assert threads.unit_ranges(200) == [(0, 100), (100, 200)] and threads.unit_ranges(1) is None
+    monkeypatch.setattr(threads._Contention, "slow", 0)
+    monkeypatch.setattr(threads._Contention, "said", False)
+    for _ in range(100):
+        threads._Contention.check(2, 0.1, 0.19)  # both threads busy: all is well
+    for _ in range(19):
+        threads._Contention.check(2, 0.1, 0.1)   # one core's worth for two threads
+    threads._Contention.check(2, 0.1, 0.19)      # the count starts again
+    assert capsys.readouterr().err == ""
+    for _ in range(40):
+        threads._Contention.check(2, 0.1, 0.1)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CHARRNN_SPLIT=streams" in err
+
+
 def test_numpy_sgemm_is_found_and_exact():
     """native.gemm takes numpy's own sgemm (when numpy bundles OpenBLAS, as its wheels
     do) and gives the product for row-strided inputs, as the kernels pass them."""
