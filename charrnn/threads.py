@@ -76,6 +76,16 @@ def parallel(fn, args, parts):
     return [first] + [f.result() for f in futures]
 
 
+def team(fn, args, parts):
+    """parallel() for parts that meet at barriers (a split by units), watching for
+    threads that do not get their cores (_Contention)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = parallel(fn, args, parts)
+    if len(parts) > 1:
+        _Contention.check(len(parts), time.perf_counter() - wall, time.process_time() - cpu)
+    return out
+
+
 def unit_ranges(H):
     """The units of each thread when a layer of H units is split by units (one range
     per core, each of MIN_UNITS or more, or CHARRNN_SPLIT decides), or None when not."""
@@ -112,10 +122,7 @@ def recurrence(fn, N, H, *args):
     units = unit_ranges(H)
     if units:
         ctx = new_ctx(len(units))
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = parallel(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])
-        _Contention.check(len(units), time.perf_counter() - wall, time.process_time() - cpu)
-        return out
+        return team(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])
     return parallel(fn, args, [(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)])
 
 
