@@ -56,7 +56,8 @@ def lstm_cell(h, c, gates, a, xw, c_prev, u0):
     U = h.shape[0]
     H = gates.shape[0] // 4
     for q in range(4):
-        gq, aq, xq = gates[q * H + u0:q * H + u0 + U], a[q * U:(q + 1) * U], xw[q * H + u0:q * H + u0 + U]
+        lo = q * H + u0
+        gq, aq, xq = gates[lo:lo + U], a[q * U:(q + 1) * U], xw[lo:lo + U]
         if q < 3:
             for u in range(U):
                 gq[u] = sigmoid(aq[u] + xq[u])
@@ -88,8 +89,10 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
             g, d = gates[t, n], da[t, n]
             c_prev = (c0[n] if t == 0 else c[t - 1, n])[u0:u1]
             dhn, dcn, ct, dht = dh_next[n - s0], dc_next[n - s0], c[t, n, u0:u1], dh[t, n, u0:u1]
-            gi, gf, go, gg = g[u0:u1], g[H + u0:H + u1], g[2 * H + u0:2 * H + u1], g[3 * H + u0:3 * H + u1]
-            di, df, do, dg = d[u0:u1], d[H + u0:H + u1], d[2 * H + u0:2 * H + u1], d[3 * H + u0:3 * H + u1]
+            gi, gf = g[u0:u1], g[H + u0:H + u1]
+            go, gg = g[2 * H + u0:2 * H + u1], g[3 * H + u0:3 * H + u1]
+            di, df = d[u0:u1], d[H + u0:H + u1]
+            do, dg = d[2 * H + u0:2 * H + u1], d[3 * H + u0:3 * H + u1]
             for u in range(u1 - u0):  # slices from 0: see lstm_cell
                 i, f, o, g_ = gi[u], gf[u], go[u], gg[u]
                 tc = tanh(ct[u])
