@@ -12,10 +12,18 @@ ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[0], ctx[1]   the barrier: threads arrived, barriers completed
     ctx[2]           P, the threads that meet at the barrier (1: no barrier)
     ctx[3]           the address of numpy's cblas_sgemm, or 0
+    ctx[4], ctx[5]   Linux's futex system call number (0: none), threads asleep in it
+    ctx[6]           how long a thread spins at the barrier before it sleeps
+
+numba's cache does not notice changes to this file in the kernels that inline its
+functions (lstm.py and the others keep their cached code): after editing it,
+remove charrnn/__pycache__.
 """
 import ctypes
 import glob
 import os
+import platform
+import sys
 
 import numpy as np
 from llvmlite import ir
@@ -23,7 +31,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-ARRIVED, DONE, TEAM, SGEMM = range(4)
+ARRIVED, DONE, TEAM, SGEMM, FUTEX, ASLEEP, SPIN = range(7)
 
 
 def _numpy_sgemm_address():
@@ -45,11 +53,17 @@ def _numpy_sgemm_address():
 SGEMM_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_sgemm_address()
 
 
+SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), 0) if sys.platform == "linux" else 0
+FUTEX_WAIT, FUTEX_WAKE = 128, 129  # the _PRIVATE variants: one process
+SPINS = 200_000  # atomic loads (about 0.1 ms) before a waiting thread sleeps
+
+
 def new_ctx(P, numpy_blas=True):
     """numpy_blas=False: np.dot (SciPy's BLAS) throughout. The sampler asks for it: one
     row at a time, numpy's sgemv ran 2.4x slower inside its step loop (alone, in a
     loop of its own, the two are equally fast; not understood, see RESULTS.md)."""
-    return np.array([0, 0, P, SGEMM_ADDRESS if numpy_blas else 0], dtype=np.int64)
+    return np.array([0, 0, P, SGEMM_ADDRESS if numpy_blas else 0, SYS_FUTEX, 0, SPINS],
+                    dtype=np.int64)
 
 
 def _data(context, builder, aryty, ary):
@@ -164,12 +178,40 @@ def _atomic_load(typingctx, arr, i):
     return sig, codegen
 
 
+@intrinsic
+def _futex(typingctx, ctx, op, value):
+    """syscall(ctx[FUTEX], &ctx[DONE], op, value, NULL, NULL, 0) on the low 32 bits of
+    ctx[DONE] (little-endian): FUTEX_WAIT sleeps while they equal value, FUTEX_WAKE
+    wakes up to value sleepers."""
+    sig = types.int64(ctx, op, value)
+
+    def codegen(context, builder, signature, args):
+        ctx, op, value = args
+        i32, i64, ptr = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+        ary = context.make_array(signature.args[0])(context, builder, ctx)
+        nr = builder.load(cgutils.get_item_pointer(context, builder, signature.args[0], ary,
+                                                   [ir.Constant(i64, FUTEX)]))
+        word = cgutils.get_item_pointer(context, builder, signature.args[0], ary,
+                                        [ir.Constant(i64, DONE)])
+        syscall = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [i64], var_arg=True), "syscall")
+        null = ir.Constant(ptr, None)
+        return builder.call(syscall, [nr, builder.bitcast(word, i32.as_pointer()),
+                                      builder.trunc(op, i32), builder.trunc(value, i32), null, null,
+                                      ir.Constant(i32, 0)])
+    return sig, codegen
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def barrier(ctx):
     """Waits until all ctx[TEAM] threads have called it (after each time step; in
-    sampling, each layer). The threads run on cores of their own (threads.py), so
-    they spin rather than sleep: a step of a 2x256 LSTM takes 0.1 ms, a sleep and
-    wake-up would cost as much."""
+    sampling, each layer). A waiting thread spins first: a step of a 2x256 LSTM
+    takes 0.1 ms, and on an idle machine the others arrive within it. Then it sleeps
+    (a futex) until the last one in wakes it: when other processes want the cores,
+    a thread that spun on would hold a core while the one it waits for sits off it
+    (two 2x256 trainings at once on 2 cores: 870 ms a step each spinning, 180 with
+    the sleep, 155 split by streams). Spinning for less than 0.1 ms made the
+    sampler, whose threads wait longer, 1.3x slower on an idle machine."""
     P = ctx[TEAM]
     if P <= 1:
         return
@@ -177,6 +219,13 @@ def barrier(ctx):
     if _atomic_add(ctx, ARRIVED, np.int64(1)) == P - 1:  # the last one in lets all go
         _atomic_add(ctx, ARRIVED, -P)
         _atomic_add(ctx, DONE, np.int64(1))
+        if _atomic_load(ctx, ASLEEP) > 0:
+            _futex(ctx, np.int64(FUTEX_WAKE), np.int64(2 ** 31 - 1))
     else:
+        spins = 0
         while _atomic_load(ctx, DONE) == done:
-            pass
+            spins += 1
+            if spins > ctx[SPIN] and ctx[FUTEX] != 0:
+                _atomic_add(ctx, ASLEEP, np.int64(1))  # counted before DONE is read again
+                _futex(ctx, np.int64(FUTEX_WAIT), done & 0xFFFFFFFF)  # at once if DONE moved
+                _atomic_add(ctx, ASLEEP, np.int64(-1))

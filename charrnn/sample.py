@@ -272,9 +272,9 @@ class Sampler:
             K = min(chunk, length - made)
             out = np.empty((K, num_samples), dtype=np.int64)
             coins = np.stack([r.random(K) for r in rngs], axis=1)
-            threads.team(sample_chunk, (out, tok, state, coins, self.Wy, self.by,
-                                        float(temperature), int(top_k), float(top_p),
-                                        bool(greedy)), self.parts)
+            threads.parallel(sample_chunk, (out, tok, state, coins, self.Wy, self.by,
+                                            float(temperature), int(top_k), float(top_p),
+                                            bool(greedy)), self.parts)
             made += K
             yield out
 

@@ -15,18 +15,14 @@ in one of two ways (recurrence()):
 Large products are cut by rows. The numba kernels release the GIL (nogil=True)
 and so do numpy's BLAS calls, so plain Python threads run in parallel.
 
-The split by units needs both threads on a core at every step: when other busy
-processes share the cores (two trainings at once on 2 cores) it runs several times
-slower, and charrnn says so on stderr. CHARRNN_SPLIT=streams turns it off (the
-results can differ in the last bits; =units forces it where each thread gets a unit).
+CHARRNN_SPLIT=streams or =units overrides the choice (the results can differ in
+the last bits).
 
 P is CHARRNN_THREADS, or the number of cores this process may use. Sums over
 threads (matmul_tn_add) are added in a fixed order, so results depend on P but
 not on timing: a run is repeatable on the same machine and settings.
 """
 import os
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -76,16 +72,6 @@ def parallel(fn, args, parts):
     return [first] + [f.result() for f in futures]
 
 
-def team(fn, args, parts):
-    """parallel() for parts that meet at barriers (a split by units), watching for
-    threads that do not get their cores (_Contention)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = parallel(fn, args, parts)
-    if len(parts) > 1:
-        _Contention.check(len(parts), time.perf_counter() - wall, time.process_time() - cpu)
-    return out
-
-
 def unit_ranges(H):
     """The units of each thread when a layer of H units is split by units (one range
     per core, each of MIN_UNITS or more, or CHARRNN_SPLIT decides), or None when not."""
@@ -96,24 +82,6 @@ def unit_ranges(H):
     return None
 
 
-class _Contention:
-    """Notices when the threads of a split by units do not get their cores: the
-    process then uses much less CPU time than P cores for the wall time (the thread
-    waiting at a barrier spins, the one it waits for is off-core). Says so once."""
-    slow, said = 0, False
-
-    @classmethod
-    def check(cls, P, wall, cpu):
-        if cls.said or wall < 0.005:
-            return
-        cls.slow = cls.slow + 1 if cpu < 0.7 * P * wall else 0
-        if cls.slow >= 20:
-            cls.said = True
-            sys.stderr.write("charrnn: other processes are using the cores this run needs, which "
-                             "slows its split by hidden units (threads that wait for each other at "
-                             "every step); CHARRNN_SPLIT=streams runs better on a shared machine\n")
-
-
 def recurrence(fn, N, H, *args):
     """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams and
     H units, split by units or by streams (see the top of this file). The split by
@@ -122,7 +90,7 @@ def recurrence(fn, N, H, *args):
     units = unit_ranges(H)
     if units:
         ctx = new_ctx(len(units))
-        return team(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])
+        return parallel(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])
     return parallel(fn, args, [(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)])
 
 
