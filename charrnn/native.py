@@ -16,8 +16,9 @@ ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[6]           how long a thread spins at the barrier before it sleeps
 
 numba's cache does not notice changes to this file in the kernels that inline its
-functions (lstm.py and the others keep their cached code): after editing it,
-remove charrnn/__pycache__.
+functions (lstm.py and the others keep their cached code): the Makefile's targets
+clear charrnn's caches whenever a source file changes; outside make, remove
+charrnn/__pycache__ after editing it.
 """
 import ctypes
 import glob
