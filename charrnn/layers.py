@@ -55,12 +55,18 @@ def sigmoid(x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def max_and_sum_exp(row):
-    """(max, sum of exp(row - max)): the stable pieces of log-sum-exp. The max is
-    subtracted before exp, so no logit is large enough to overflow."""
+def row_max(row):
     mx = row[0]
     for v in range(1, row.shape[0]):
         mx = max(mx, row[v])
+    return mx
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def max_and_sum_exp(row):
+    """(max, sum of exp(row - max)): the stable pieces of log-sum-exp. The max is
+    subtracted before exp, so no logit is large enough to overflow."""
+    mx = row_max(row)
     s = 0.0
     for v in range(row.shape[0]):
         s += np.exp(row[v] - mx)
@@ -78,9 +84,7 @@ def softmax_xent(dlogits, logits, targets, scale, lo, hi):
     total = 0.0
     for m in range(lo, hi):
         row, d = logits[m], dlogits[m]
-        mx = row[0]
-        for v in range(1, V):
-            mx = max(mx, row[v])  # subtracted before exp, so nothing overflows
+        mx = row_max(row)  # subtracted before exp, so nothing overflows
         y = targets[m]
         total -= row[y] - mx  # read before d, which may be row, is written
         s = 0.0

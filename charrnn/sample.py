@@ -246,7 +246,10 @@ class Sampler:
         # training does (threads.py): each thread reads only its units' columns of the
         # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
         # 2x the characters per second; 2x256: its share stays in the core's cache)
-        units = threads.unit_ranges(H) or [(0, H)]
+        units = threads.unit_ranges(H)
+        if units is None:  # one thread: the whole weights, not a copy of them
+            self.parts = [self.weights + (0, H)]
+            return
         ctx = new_ctx(len(units), numpy_blas=False)
         gates = G // H
         self.parts = [(ctx, KINDS[cfg.kind]) + tuple(
