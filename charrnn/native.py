@@ -3,7 +3,7 @@
 numba's np.dot calls the BLAS that SciPy bundles; numpy bundles a newer OpenBLAS
 whose small GEMMs (the per-step recurrent products: 50 rows against a few hundred
 columns) run 1.2-1.4x faster on this project's machines (benchmarks/RESULTS.md).
-Its cblas_sgemm is found once per process and its address is handed to the kernels
+Its cblas_sgemm (and sgemv) is found once per process and its address is handed to the kernels
 as a number in their ctx array, so the compiled code holds no address and stays
 cacheable (cache=True). Where numpy's BLAS cannot be found, the address is 0 and
 gemm() falls back to np.dot; float64 (the gradient checks) always takes np.dot.
@@ -14,6 +14,7 @@ ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[3]           the address of numpy's cblas_sgemm, or 0
     ctx[4], ctx[5]   Linux's futex system call number (0: none), threads asleep in it
     ctx[6]           how long a thread spins at the barrier before it sleeps
+    ctx[7]           the address of numpy's cblas_sgemv, or 0
 
 numba's cache does not notice changes to this file in the kernels that inline its
 functions (lstm.py and the others keep their cached code): the Makefile's targets
@@ -32,11 +33,11 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-ARRIVED, DONE, TEAM, SGEMM, FUTEX, ASLEEP, SPIN = range(7)
+ARRIVED, DONE, TEAM, SGEMM, FUTEX, ASLEEP, SPIN, SGEMV = range(8)
 
 
-def _numpy_sgemm_address():
-    """The address of the ILP64 cblas_sgemm in numpy's bundled OpenBLAS, or 0."""
+def _numpy_blas_address(routine):
+    """The address of the ILP64 cblas_<routine> in numpy's bundled OpenBLAS, or 0."""
     root = os.path.dirname(np.__file__)
     libs = glob.glob(os.path.join(root + ".libs", "*openblas*")) + \
         glob.glob(os.path.join(root, ".libs", "*openblas*"))
@@ -45,13 +46,35 @@ def _numpy_sgemm_address():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+        for name in (f"scipy_cblas_{routine}64_", f"cblas_{routine}64_"):
             if hasattr(lib, name):
                 return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
     return 0
 
 
-SGEMM_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_sgemm_address()
+SGEMM_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_blas_address("sgemm")
+SGEMV_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_blas_address("sgemv")
+
+
+def _numba_without_scipy_linalg():
+    """numba's first kernel call imports numba.np.arraymath, which imports scipy.linalg
+    (0.25 s: a third of a warm `charrnn sample`) only to learn whether np.dot can
+    work. The kernels call numpy's BLAS instead; np.dot, their fallback and the
+    float64 path, still works: numba imports SciPy's BLAS when it compiles a call to
+    it, and its C helper does when a cached one first runs. Importing arraymath
+    here, with SciPy's BLAS module hidden, skips that check only (numba then falls
+    back to a plain loop for np.convolve and np.correlate, which charrnn never uses)."""
+    hidden = "scipy.linalg.cython_blas"
+    if hidden in sys.modules:
+        return
+    sys.modules[hidden] = None  # an import of it raises ImportError, without importing scipy.linalg
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        del sys.modules[hidden]
+
+
+_numba_without_scipy_linalg()
 
 
 SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), 0) if sys.platform == "linux" else 0
@@ -60,11 +83,9 @@ SPINS = 200_000  # atomic loads (about 0.1 ms) before a waiting thread sleeps
 
 
 def new_ctx(P, numpy_blas=True):
-    """numpy_blas=False: np.dot (SciPy's BLAS) throughout. The sampler asks for it: for
-    one row at a time, numpy's sgemm ran 2.4x slower than np.dot (2x512 LSTM: 880
-    against 2,100 chars/s); numpy's sgemv was no faster than np.dot."""
-    return np.array([0, 0, P, SGEMM_ADDRESS if numpy_blas else 0, SYS_FUTEX, 0, SPINS],
-                    dtype=np.int64)
+    """numpy_blas=False: np.dot (SciPy's BLAS) throughout, for A/B measurements."""
+    return np.array([0, 0, P, SGEMM_ADDRESS if numpy_blas else 0, SYS_FUTEX, 0, SPINS,
+                     SGEMV_ADDRESS if numpy_blas else 0], dtype=np.int64)
 
 
 def _data(context, builder, aryty, ary):
@@ -89,6 +110,27 @@ def _cblas_sgemm(typingctx, address, M, N, K, a, lda, b, ldb, out, ldc):
         builder.call(fn, [row_major, no_trans, no_trans, M, N, K, ir.Constant(f32, 1.0),
                           _data(context, builder, at, a), lda, _data(context, builder, bt, b), ldb,
                           ir.Constant(f32, 0.0), _data(context, builder, ot, out), ldc])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _cblas_sgemv(typingctx, address, K, N, x, b, ldb, out):
+    """out = x @ b for one row x (K,): cblas_sgemv(RowMajor, Trans, K, N, 1, b, ldb,
+    x, 1, 0, out, 1) through the function pointer address (ILP64)."""
+    sig = types.void(address, K, N, x, b, ldb, out)
+
+    def codegen(context, builder, signature, args):
+        address, K, N, x, b, ldb, out = args
+        i32, i64, f32, ptr = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i64, i64, f32, ptr, i64, ptr, i64, f32,
+                                               ptr, i64])
+        fn = builder.inttoptr(address, fnty.as_pointer())
+        xt, bt, ot = signature.args[3], signature.args[4], signature.args[6]
+        one = ir.Constant(i64, 1)
+        builder.call(fn, [ir.Constant(i32, 101), ir.Constant(i32, 112), K, N, ir.Constant(f32, 1.0),
+                          _data(context, builder, bt, b), ldb, _data(context, builder, xt, x), one,
+                          ir.Constant(f32, 0.0), _data(context, builder, ot, out), one])
         return context.get_dummy_value()
     return sig, codegen
 
@@ -134,6 +176,11 @@ def _gemm_typed(ctx, a, b, out):
         M, K = a.shape
         N = b.shape[1]
         s = a.itemsize
+        if M == 1 and ctx[SGEMV] != 0 and a.strides[1] == s:  # sampling one text: sgemv
+            # (sgemm repacks the weights for one row: 1.25x slower at 512 x 1024)
+            _cblas_sgemv(ctx[SGEMV], np.int64(K), np.int64(N), a[0], b, np.int64(b.strides[0] // s),
+                         out[0])
+            return
         _cblas_sgemm(ctx[SGEMM], np.int64(M), np.int64(N), np.int64(K), a,
                      np.int64(a.strides[0] // s), b, np.int64(b.strides[0] // s), out, np.int64(N))
     return sgemm

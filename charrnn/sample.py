@@ -240,7 +240,7 @@ class Sampler:
         self.bs = np.stack([f32[f"L{l}.b"] for l in range(L)])
         self.bhns = np.stack([f32.get(f"L{l}.bhn", np.zeros(H, np.float32)) for l in range(L)])
         self.Wy, self.by = f32["out.W"], f32["out.b"]
-        self.weights = (new_ctx(1, numpy_blas=False), KINDS[cfg.kind], self.table0, self.Wxs,
+        self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs,
                         self.Whs, self.bs, self.bhns)
         # sample_chunk splits a layer of 256 units or more across the cores by units, as
         # training does (threads.py): each thread reads only its units' columns of the
@@ -250,7 +250,7 @@ class Sampler:
         if units is None:  # one thread: the whole weights, not a copy of them
             self.parts = [self.weights + (0, H)]
             return
-        ctx = new_ctx(len(units), numpy_blas=False)
+        ctx = new_ctx(len(units))
         gates = G // H
         self.parts = [(ctx, KINDS[cfg.kind]) + tuple(
             np.ascontiguousarray(np.concatenate([w[..., q * H + u0:q * H + u1] for q in range(gates)],

@@ -92,6 +92,20 @@ def test_help_does_not_import_numba():
     assert p.stderr.strip().endswith("NUMBA []"), p.stderr
 
 
+def test_warm_sample_does_not_import_scipy_linalg(ckpt):
+    """scipy.linalg takes 0.1-0.25 s to import, which numba does for np.dot; with
+    numpy's BLAS found (native.py) a warm `charrnn sample` never needs it."""
+    from charrnn import native
+    code = ("import sys\nfrom charrnn.cli import cli\n"
+            f"try:\n    cli(['sample', {str(ckpt)!r}, '--length', '20'], prog_name='charrnn')\n"
+            "except SystemExit:\n    pass\n"
+            "print('SCIPY_LINALG', 'scipy.linalg' in sys.modules, file=sys.stderr)")
+    for _ in range(2):  # the first run may compile kernels, and np.dot's fallback with them
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().endswith(f"SCIPY_LINALG {native.SGEMV_ADDRESS == 0}"), p.stderr
+
+
 def test_bare_command_shows_the_help():
     code, out, err = charrnn()
     assert code in (0, 2)

@@ -262,23 +262,27 @@ def test_barrier_that_sleeps_at_once(kind, P, monkeypatch):
 
 def test_numpy_sgemm_is_found_and_exact():
     """native.gemm takes numpy's own sgemm (when numpy bundles OpenBLAS, as its wheels
-    do) and gives the product for row-strided inputs, as the kernels pass them."""
+    do), and its sgemv for one row, and gives the product for
+    row-strided inputs, as the kernels pass them."""
     import glob
     import os
     from charrnn import native
     from numba import njit
     if glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "*openblas*")):
-        assert native.SGEMM_ADDRESS != 0
+        assert native.SGEMM_ADDRESS != 0 and native.SGEMV_ADDRESS != 0
 
     @njit
     def run(ctx, a, b, out):
-        native.gemm(ctx, a[1:4, :5], b, out)
+        native.gemm(ctx, a, b, out)
     rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(size=(5, 9)).astype(np.float32)
-    for ctx in (native.new_ctx(1), np.array([0, 0, 1, 0])):  # numpy's sgemm; np.dot
-        out = np.full((3, 9), np.nan, dtype=np.float32)
-        run(ctx, a, b, out)
-        np.testing.assert_allclose(out, a[1:4, :5].astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
+    K, N = 512, 515  # one row: sgemv
+    a, b = rng.normal(size=(6, K + 3)).astype(np.float32), rng.normal(size=(K, N + 4)).astype(np.float32)
+    for rows, k, n in ((slice(1, 4), 5, 9), (slice(2, 3), K, N)):
+        for ctx in (native.new_ctx(1), native.new_ctx(1, numpy_blas=False)):  # numpy's; np.dot
+            out = np.full((rows.stop - rows.start, n), np.nan, dtype=np.float32)
+            run(ctx, a[rows, :k], b[:k, 1:n + 1], out)
+            np.testing.assert_allclose(out, a[rows, :k].astype(np.float64) @ b[:k, 1:n + 1],
+                                       rtol=1e-5, atol=2e-4)
 
 
 def test_matmul_helpers_split_rows_exactly(monkeypatch):
