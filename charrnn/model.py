@@ -231,20 +231,48 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
 
 def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
     """Mean cross-entropy (nats per character) of one chunk; gradients are added to g.
-    masks: dropout_masks; wmasks: weight_masks. Returns (loss, state after the chunk)."""
+    masks: dropout_masks; wmasks: weight_masks. Returns (loss, state after the chunk).
+    Unless its layers are split by units (threads.py), the step is split by streams:
+    each thread runs forward and backward of its streams into its own gradients,
+    added in order at the end, so the threads wait for each other once per step
+    rather than at each of 14 products (step 1.1-1.3x at 2x128 and 2x256)."""
     if wmasks is not None:  # the chunk runs on Wh * mask; its gradient is masked the same way
         p = dict(p, **{f"L{l}.Wh": p[f"L{l}.Wh"] * wmasks[l] for l in range(cfg.layers)})
         g_wh = [g[f"L{l}.Wh"].copy() for l in range(cfg.layers)]  # what g held before
-    logits, caches, new_state = forward(cfg, p, ids, state, masks)
-    M = logits.shape[0]
-    total = sum(threads.run(softmax_xent, M, logits, logits, targets.reshape(M), 1.0 / M,
-                            min_rows=256))  # in place; partial sums added in order
-    backward(cfg, p, g, logits, caches, ids, state, masks)
+    M = ids.size
+    parts = threads.step_ranges(ids.shape[1], cfg.hidden)
+    if parts is None:
+        total, new_state = _chunk_grad(cfg, p, g, ids, targets, state, masks, M)
+    else:
+        def part(s0, s1):
+            gp = g if s0 == 0 else {k: np.zeros_like(v) for k, v in g.items()}
+            total, new_state = _chunk_grad(cfg, p, gp, ids[:, s0:s1], targets[:, s0:s1],
+                                           state[:, :, s0:s1],
+                                           None if masks is None else masks[:, :, s0:s1], M)
+            return total, new_state, gp
+        done = threads.parallel(threads.alone(part), (), parts)
+        for _, _, gp in done[1:]:
+            for name, v in gp.items():
+                g[name] += v
+        total = sum(d[0] for d in done)
+        new_state = np.concatenate([d[1] for d in done], axis=2)
     if wmasks is not None:
         for l in range(cfg.layers):
             w = g[f"L{l}.Wh"]
             w[:] = g_wh[l] + (w - g_wh[l]) * wmasks[l]
     return total / M, new_state
+
+
+def _chunk_grad(cfg, p, g, ids, targets, state, masks, M):
+    """loss_and_grad's work on the streams of ids: the summed cross-entropy and
+    the state after the chunk; the gradients of the mean over M characters are
+    added to g."""
+    logits, caches, new_state = forward(cfg, p, ids, state, masks)
+    rows = logits.shape[0]
+    total = sum(threads.run(softmax_xent, rows, logits, logits, targets.reshape(rows), 1.0 / M,
+                            min_rows=256))  # in place; partial sums added in order
+    backward(cfg, p, g, logits, caches, ids, state, masks)
+    return total, new_state
 
 
 def chunk_loss(cfg, p, ids, targets, state):

@@ -242,11 +242,11 @@ class Sampler:
         self.Wy, self.by = f32["out.W"], f32["out.b"]
         self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs,
                         self.Whs, self.bs, self.bhns)
-        # sample_chunk splits a layer of 256 units or more across the cores by units, as
-        # training does (threads.py): each thread reads only its units' columns of the
+        # sample_chunk splits a layer of 256 units or more across the cores by units
+        # (threads.py): each thread reads only its units' columns of the
         # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
         # 2x the characters per second; 2x256: its share stays in the core's cache)
-        units = threads.unit_ranges(H)
+        units = threads.unit_ranges(H, threads.SAMPLE_MIN_UNITS)
         if units is None:  # one thread: the whole weights, not a copy of them
             self.parts = [self.weights + (0, H)]
             return

@@ -2,27 +2,32 @@
 
 BLAS runs one thread (see __init__.py), because a recurrence is a chain of small
 GEMMs that BLAS threads only slow down. Instead charrnn splits the work itself,
-in one of two ways (recurrence()):
-- by streams: the N streams of a chunk are cut into P contiguous ranges, one per
-  thread, and each thread runs the whole recurrence of its own streams: nothing to
-  synchronise until the chunk ends. The per-step products are then P small GEMMs
-  of N/P rows that each read all of Wh.
-- by units: each thread computes its H/P hidden units (their columns of Wh) for
-  all N streams, and the threads meet at a barrier after every step (native.py).
-  Twice the rows per GEMM against half the weights: for H >= 256 the LSTM and GRU
-  steps ran 5-10% faster than split by streams (the same for the RNN), and the
-  sampler, one row per step, reads each core's share of the weights only.
-Large products are cut by rows. The numba kernels release the GIL (nogil=True)
-and so do numpy's BLAS calls, so plain Python threads run in parallel.
+in one of two ways:
+- by streams (step_ranges(), model.loss_and_grad): the N streams of a chunk are
+  cut into P contiguous ranges, and each thread runs the whole training step of its
+  own streams, forward and backward, into its own gradients, added in order at the
+  end: the threads wait for each other once per step. Every product is then a
+  thread's own, of N/P streams; the recurrent ones read all of Wh.
+- by units (recurrence()): each thread computes its H/P hidden units (their columns
+  of Wh) for all N streams, and the threads meet at a barrier after every step
+  (native.py). Twice the rows per GEMM against half the weights: for 256 units a
+  thread or more, the LSTM and GRU steps ran faster than split by streams (2x512:
+  1.08x and 1.04x); at 128 a thread, 1.1-1.3x slower. The sampler, one row per
+  step, splits by units from 128 a thread: each core reads only its share of the
+  weights.
+Where the units are split, the large products are cut by rows. The numba kernels
+release the GIL (nogil=True) and so do numpy's BLAS calls, so plain Python threads
+run in parallel.
 
 CHARRNN_SPLIT=streams or =units overrides the choice (the results can differ in
 the last bits).
 
 P is CHARRNN_THREADS, or the number of cores this process may use. Sums over
-threads (matmul_tn_add) are added in a fixed order, so results depend on P but
-not on timing: a run is repeatable on the same machine and settings.
+threads are added in a fixed order, so results depend on P but not on timing: a
+run is repeatable on the same machine and settings.
 """
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,16 +35,22 @@ import numpy as np
 from charrnn.native import new_ctx
 
 _pool, _pool_size = None, 0
-# split by units when every thread gets at least this many (below, the split by
-# streams was faster: a 2x128 LSTM's step is too short to pay for the barriers)
-MIN_UNITS = 128
+# split by units when every thread gets at least this many: in training, and in
+# sampling (see the top of this file)
+MIN_UNITS = 256
+SAMPLE_MIN_UNITS = 128
 
 
 def cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_alone = threading.local()  # .on: this thread runs one part of a step split whole
+
+
 def count():
+    if getattr(_alone, "on", False):
+        return 1
     env = os.environ.get("CHARRNN_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
@@ -72,21 +83,45 @@ def parallel(fn, args, parts):
     return [first] + [f.result() for f in futures]
 
 
-def unit_ranges(H):
+def unit_ranges(H, min_units=None):
     """The units of each thread when a layer of H units is split by units (one range
-    per core, each of MIN_UNITS or more, or CHARRNN_SPLIT decides), or None when not."""
+    per core, each of min_units (MIN_UNITS) or more, or CHARRNN_SPLIT decides), or
+    None when not."""
     P = min(count(), cores(), H)
     split = os.environ.get("CHARRNN_SPLIT", "")
-    if P > 1 and (split == "units" or split != "streams" and H // P >= MIN_UNITS):
+    if min_units is None:
+        min_units = MIN_UNITS
+    if P > 1 and (split == "units" or split != "streams" and H // P >= min_units):
         return [(p * H // P, (p + 1) * H // P) for p in range(P)]
     return None
 
 
+def step_ranges(N, H):
+    """The streams of each thread when a training step is split by streams (whenever
+    its layers of H units are not split by units), or None for one thread."""
+    if unit_ranges(H) is not None:
+        return None
+    parts = ranges(N, 1)
+    return parts if len(parts) > 1 else None
+
+
+def alone(fn):
+    """fn, made to run with count() = 1 in its thread: one part of a step split
+    whole, whose products and recurrence must not split again."""
+    def part(*args):
+        _alone.on = True
+        try:
+            return fn(*args)
+        finally:
+            _alone.on = False
+    return part
+
+
 def recurrence(fn, N, H, *args):
     """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams and
-    H units, split by units or by streams (see the top of this file). The split by
-    units makes its threads wait for each other at every step, so it never runs
-    more threads than there are cores."""
+    H units, split by units, or by streams when a step is not split whole (in
+    evaluation). The split by units makes its threads wait for each other at every
+    step, so it never runs more threads than there are cores."""
     units = unit_ranges(H)
     if units:
         ctx = new_ctx(len(units))

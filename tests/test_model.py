@@ -175,18 +175,39 @@ def test_param_layout_is_the_flat_buffer():
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_streams_split_across_threads(kind, monkeypatch):
-    """With the streams cut into 3 ranges run by 3 threads, the forward still equals
-    the naive reference and the gradients still pass the finite-difference check."""
+    """With the streams cut into 3 ranges run by 3 threads (the recurrence alone in
+    forward, the whole step in loss_and_grad), the forward still equals the naive
+    reference, the gradients still pass the finite-difference check, and float32
+    agrees with float64 and with one thread."""
     from charrnn import threads
     monkeypatch.setenv("CHARRNN_THREADS", "3")
     assert len(threads.ranges(12, 4)) == 3
+    assert threads.step_ranges(12, 5) == [(0, 4), (4, 8), (8, 12)]
     cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, N=12, T=3)
     p = model.carve(flat, cfg)
     logits, _, new_state = model.forward(cfg, p, ids, state, masks)
     ref_logits, ref_state = naive.forward(cfg, p, ids, state, masks)
     np.testing.assert_allclose(logits.reshape(ref_logits.shape), ref_logits, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(new_state, ref_state, rtol=1e-12, atol=1e-12)
+    calls = []
+    parallel = threads.parallel
+    monkeypatch.setattr(threads, "parallel", lambda fn, args, parts: calls.append(parts) or
+                        parallel(fn, args, parts))
     check_gradients(cfg, flat, ids, targets, state, masks)
+    assert calls[0] == [(0, 4), (4, 8), (8, 12)] and all(len(parts) == 1 for parts in calls[1:])
+    runs = {}
+    for P, dtype in (("3", np.float64), ("3", np.float32), ("1", np.float64)):
+        monkeypatch.setenv("CHARRNN_THREADS", P)
+        q = flat.astype(dtype)
+        g = np.zeros_like(q)
+        loss, s = model.loss_and_grad(cfg, model.carve(q, cfg), model.carve(g, cfg), ids, targets,
+                                      state.astype(dtype), masks.astype(dtype))
+        assert s.dtype == dtype
+        runs[P, dtype] = loss, g, s
+    for key, rel in ((("3", np.float32), 1e-5), (("1", np.float64), 1e-12)):
+        assert runs[key][0] == pytest.approx(runs["3", np.float64][0], rel=rel)
+        np.testing.assert_allclose(runs[key][1], runs["3", np.float64][1], rtol=rel * 100, atol=rel)
+        np.testing.assert_allclose(runs[key][2], runs["3", np.float64][2], rtol=rel * 10, atol=rel)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -225,13 +246,16 @@ def test_units_split_across_threads(kind, P, monkeypatch):
 
 
 def test_split_setting(monkeypatch):
-    """CHARRNN_SPLIT overrides the choice between the two splits."""
+    """Units from 256 a thread in training (128 in sampling), streams below;
+    CHARRNN_SPLIT overrides the choice between the two splits."""
     from charrnn import threads
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setenv("CHARRNN_THREADS", "2")
-    assert threads.unit_ranges(512) == [(0, 256), (256, 512)] and threads.unit_ranges(200) is None
+    assert threads.unit_ranges(512) == [(0, 256), (256, 512)] and threads.unit_ranges(300) is None
+    assert threads.step_ranges(50, 512) is None and threads.step_ranges(50, 300) == [(0, 25), (25, 50)]
+    assert threads.unit_ranges(256, threads.SAMPLE_MIN_UNITS) == [(0, 128), (128, 256)]
     monkeypatch.setenv("CHARRNN_SPLIT", "streams")
-    assert threads.unit_ranges(512) is None
+    assert threads.unit_ranges(512) is None and threads.step_ranges(50, 512) == [(0, 25), (25, 50)]
     monkeypatch.setenv("CHARRNN_SPLIT", "units")
     assert threads.unit_ranges(200) == [(0, 100), (100, 200)] and threads.unit_ranges(1) is None
 
