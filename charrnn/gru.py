@@ -101,16 +101,3 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
         gemm(ctx, dah[t][s0:s1], WTp, dh_rec)
         dh_next += dh_rec
     dh0[s0:s1, u0:u1] = dh_next
-
-
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def gru_step(h, a, xw, bhn):
-    """One step for sampling, in place. h: (N, H); a: (N, 3H) holds h_prev Wh;
-    xw: (N, 3H) input projections with bias; bhn: (H,)."""
-    N, H = h.shape
-    for n in range(N):
-        for j in range(H):
-            r = sigmoid(xw[n, j] + a[n, j])
-            z = sigmoid(xw[n, H + j] + a[n, H + j])
-            nt = tanh(xw[n, 2 * H + j] + r * (a[n, 2 * H + j] + bhn[j]))
-            h[n, j] = (ONE - z) * nt + z * h[n, j]

@@ -107,18 +107,3 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
         gemm(ctx, da[t][s0:s1], WTp, dh_next)
     dh0[s0:s1, u0:u1] = dh_next
     dc0[s0:s1, u0:u1] = dc_next
-
-
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def lstm_step(h, c, a, xw):
-    """One step for sampling, in place. h, c: (N, H) state; a: (N, 4H) holds
-    h_prev Wh on entry; xw: (N, 4H) input projections with bias."""
-    N, H = h.shape
-    for n in range(N):
-        for j in range(H):
-            i = sigmoid(a[n, j] + xw[n, j])
-            f = sigmoid(a[n, H + j] + xw[n, H + j])
-            o = sigmoid(a[n, 2 * H + j] + xw[n, 2 * H + j])
-            g = tanh(a[n, 3 * H + j] + xw[n, 3 * H + j])
-            c[n, j] = f * c[n, j] + i * g
-            h[n, j] = o * tanh(c[n, j])

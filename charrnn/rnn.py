@@ -29,10 +29,15 @@ def rnn_forward(h, xw, Wh, h0, ctx, s0, s1, u0, u1):
     for t in range(T):
         gemm(ctx, h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
         for n in range(s0, s1):
-            hr, ar, xr = h[t, n, u0:u1], a[n - s0], xw[t, n, u0:u1]
-            for u in range(u1 - u0):  # slices from 0: see lstm.lstm_cell
-                hr[u] = tanh(ar[u] + xr[u])
+            rnn_cell(h[t, n, u0:u1], a[n - s0], xw[t, n, u0:u1])
         barrier(ctx)
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
+def rnn_cell(h, a, xw):
+    """One stream, one step, U units: h, a, xw (U,) (slices from 0: see lstm.lstm_cell)."""
+    for u in range(h.shape[0]):
+        h[u] = tanh(a[u] + xw[u])
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -51,13 +56,3 @@ def rnn_backward(da, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
         barrier(ctx)  # the product reads every unit of da[t]
         gemm(ctx, da[t][s0:s1], WTp, dh_next)
     dh0[s0:s1, u0:u1] = dh_next
-
-
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def rnn_step(h, a, xw):
-    """One step for sampling, in place. h: (N, H); a: (N, H) holds h_prev Wh;
-    xw: (N, H) input projections with bias."""
-    N, H = h.shape
-    for n in range(N):
-        for j in range(H):
-            h[n, j] = tanh(a[n, j] + xw[n, j])

@@ -24,21 +24,22 @@ import numpy as np
 from numba import njit
 
 from charrnn import threads
-from charrnn.gru import gru_step
-from charrnn.lstm import lstm_step
+from charrnn.gru import gru_cell
+from charrnn.layers import FAST
+from charrnn.lstm import lstm_cell
 from charrnn.native import barrier, gemm, new_ctx
-from charrnn.rnn import rnn_step
+from charrnn.rnn import rnn_cell
 
 KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, u0, u1):
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1):
     """Feeds the characters tok (N,) to the model: state (L, S, N, H) in place, units
     u0..u1 of every layer (all of them, or this thread's share; see Sampler). The
     weights are those units' columns, gate by gate (U = u1 - u0 per gate):
     table0 (V, gU), Wxs, Whs (L, H, gU), bs (L, gU), bhns (L, U).
-    ctx: see native.py; xw, a: (N, gU) scratch buffers."""
+    ctx: see native.py; xw, a: (N, gU) and scratch (2 gU,): scratch buffers."""
     L = state.shape[0]
     N = tok.shape[0]
     for l in range(L):
@@ -51,21 +52,24 @@ def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, u0, u1):
         gemm(ctx, state[l, 0], Whs[l], a)
         barrier(ctx)  # every thread has read the h it needs before any is overwritten
         if u1 - u0 == state.shape[3]:  # contiguous rows: the cell loops vectorize
-            cell_step(kind, state[l, 0], state[l, -1], a, xw, bhns[l])
+            cell_step(kind, state[l, 0], state[l, -1], a, xw, bhns[l], scratch)
         else:
-            cell_step(kind, state[l, 0][:, u0:u1], state[l, -1][:, u0:u1], a, xw, bhns[l])
+            cell_step(kind, state[l, 0][:, u0:u1], state[l, -1][:, u0:u1], a, xw, bhns[l], scratch)
         barrier(ctx)  # the next layer reads all of this one's h
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def cell_step(kind, h, c, a, xw, bhn):
-    """One step of the cell of this kind on h (N, U) (and c, for the LSTM)."""
-    if kind == 0:
-        rnn_step(h, a, xw)
-    elif kind == 1:
-        lstm_step(h, c, a, xw)
-    else:
-        gru_step(h, a, xw, bhn)
+def cell_step(kind, h, c, a, xw, bhn, scratch):
+    """One step of the cell of this kind on h (N, U) (and c, for the LSTM), in place:
+    the training kernels' cells, on this part's columns (so with u0 = 0)."""
+    G = a.shape[1]
+    for n in range(h.shape[0]):
+        if kind == 0:
+            rnn_cell(h[n], a[n], xw[n])
+        elif kind == 1:
+            lstm_cell(h[n], c[n], scratch[:G], a[n], xw[n], c[n], 0)
+        else:
+            gru_cell(h[n], scratch[:G], scratch[G:G + G // 3], a[n], xw[n], bhn, h[n], 0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -126,11 +130,12 @@ def sample_chunk(out, tok, state, coins, Wy, by, temperature, top_k, top_p, gree
     L = state.shape[0]
     xw = np.empty((N, gU), dtype=table0.dtype)
     a = np.empty((N, gU), dtype=table0.dtype)
+    scratch = np.empty(2 * gU, dtype=table0.dtype)
     logits = np.empty((N, V), dtype=table0.dtype)
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
     for k in range(K):
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, u0, u1)
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1)
         if u0 == 0:
             gemm(ctx, state[L - 1, 0], Wy, logits)
             for n in range(N):
@@ -148,10 +153,11 @@ def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     G = table0.shape[1]
     xw = np.empty((N, G), dtype=table0.dtype)
     a = np.empty((N, G), dtype=table0.dtype)
+    scratch = np.empty(2 * G, dtype=table0.dtype)
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, 0, state.shape[3])
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0, state.shape[3])
 
 
 @njit(cache=True, error_model="numpy")
@@ -195,11 +201,12 @@ def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs,
     L, G, V = state.shape[0], table0.shape[1], by.shape[0]
     xw = np.empty((W, G), dtype=table0.dtype)
     a = np.empty((W, G), dtype=table0.dtype)
+    scratch = np.empty(2 * G, dtype=table0.dtype)
     logits = np.empty((W, V), dtype=table0.dtype)
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
     for t in range(T):
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, 0, state.shape[3])
+        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0, state.shape[3])
         gemm(ctx, state[L - 1, 0], Wy, logits)
         for w in range(W):
             logits[w] += by
