@@ -240,22 +240,21 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
         p = dict(p, **{f"L{l}.Wh": p[f"L{l}.Wh"] * wmasks[l] for l in range(cfg.layers)})
         g_wh = [g[f"L{l}.Wh"].copy() for l in range(cfg.layers)]  # what g held before
     M = ids.size
-    parts = threads.step_ranges(ids.shape[1], cfg.hidden)
-    if parts is None:
-        total, new_state = _chunk_grad(cfg, p, g, ids, targets, state, masks, M)
-    else:
-        def part(s0, s1):
-            gp = g if s0 == 0 else {k: np.zeros_like(v) for k, v in g.items()}
-            total, new_state = _chunk_grad(cfg, p, gp, ids[:, s0:s1], targets[:, s0:s1],
-                                           state[:, :, s0:s1],
-                                           None if masks is None else masks[:, :, s0:s1], M)
-            return total, new_state, gp
-        done = threads.parallel(threads.alone(part), (), parts)
-        for _, _, gp in done[1:]:
-            for name, v in gp.items():
-                g[name] += v
-        total = sum(d[0] for d in done)
-        new_state = np.concatenate([d[1] for d in done], axis=2)
+
+    def part(ids, targets, state, masks, s0):
+        gp = g if s0 == 0 else {k: np.zeros_like(v) for k, v in g.items()}
+        logits, caches, new_state = forward(cfg, p, ids, state, masks)
+        rows = logits.shape[0]
+        total = sum(threads.run(softmax_xent, rows, logits, logits, targets.reshape(rows), 1.0 / M,
+                                min_rows=256))  # in place; partial sums added in order
+        backward(cfg, p, gp, logits, caches, ids, state, masks)
+        return total, new_state, gp
+    done = _by_streams(cfg, part, ids, targets, state, masks)
+    for _, _, gp in done[1:]:
+        for name, v in gp.items():
+            g[name] += v
+    total = sum(d[0] for d in done)
+    new_state = np.concatenate([d[1] for d in done], axis=2)
     if wmasks is not None:
         for l in range(cfg.layers):
             w = g[f"L{l}.Wh"]
@@ -263,19 +262,23 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
     return total / M, new_state
 
 
-def _chunk_grad(cfg, p, g, ids, targets, state, masks, M):
-    """loss_and_grad's work on the streams of ids: the summed cross-entropy and
-    the state after the chunk; the gradients of the mean over M characters are
-    added to g."""
-    logits, caches, new_state = forward(cfg, p, ids, state, masks)
-    rows = logits.shape[0]
-    total = sum(threads.run(softmax_xent, rows, logits, logits, targets.reshape(rows), 1.0 / M,
-                            min_rows=256))  # in place; partial sums added in order
-    backward(cfg, p, g, logits, caches, ids, state, masks)
-    return total, new_state
+def _by_streams(cfg, fn, ids, targets, state, masks=None):
+    """[fn(ids, targets, state, masks, s0) for each thread's streams s0..s1] (all of
+    them when the step is not split by streams, see loss_and_grad), in order."""
+    N = ids.shape[1]
+    parts = threads.step_ranges(N, cfg.hidden) or [(0, N)]
+    if len(parts) == 1:
+        return [fn(ids, targets, state, masks, 0)]
+    return threads.parallel(threads.alone(
+        lambda s0, s1: fn(ids[:, s0:s1], targets[:, s0:s1], state[:, :, s0:s1],
+                          None if masks is None else masks[:, :, s0:s1], s0)), (), parts)
 
 
 def chunk_loss(cfg, p, ids, targets, state):
-    """Summed cross-entropy of one chunk, no gradients, no dropout. Returns (sum, state)."""
-    logits, _, new_state = forward(cfg, p, ids, state)
-    return xent(logits, targets.reshape(-1)), new_state
+    """Summed cross-entropy of one chunk, no gradients, no dropout. Returns (sum, state).
+    Split by streams as loss_and_grad is."""
+    def part(ids, targets, state, masks, s0):
+        logits, _, new_state = forward(cfg, p, ids, state)
+        return xent(logits, targets.reshape(-1)), new_state
+    done = _by_streams(cfg, part, ids, targets, state)
+    return sum(d[0] for d in done), np.concatenate([d[1] for d in done], axis=2)

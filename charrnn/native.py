@@ -137,10 +137,12 @@ def _cblas_sgemv(typingctx, address, K, N, x, b, ldb, out):
 
 # OpenBLAS multiplies small matrices (m * k * n up to about 12 x 128 x 512) on a
 # path without packing; just above, its general path repacks the weights on every
-# call, which for the per-step product of a 128-unit layer costs more than the
-# arithmetic (25 rows: 54 us in one call, 32 us as blocks of 9 rows). Larger
-# weights go through the general path in one call, where blocks would be slower.
+# call, which can cost more than the arithmetic (25 rows against 256 x 256: 33 us
+# in one call, 19 us as blocks of 8 or 9 rows). Blocks of fewer rows, the share of
+# larger weights, run slower than one call (25 rows against 256 x 768: 82 us in
+# one call, 150 us and more as blocks of 3 to 5 rows).
 SMALL_GEMM = 12 * 128 * 512
+MIN_BLOCK = 8
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -150,7 +152,7 @@ def gemm(ctx, a, b, out):
     when the weights b are small enough for it."""
     M, K = a.shape
     block = SMALL_GEMM // (K * b.shape[1])
-    if block >= M or block < 4:
+    if block >= M or block < MIN_BLOCK:
         _gemm(ctx, a, b, out)
         return
     parts = (M + block - 1) // block

@@ -176,9 +176,9 @@ def test_param_layout_is_the_flat_buffer():
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_streams_split_across_threads(kind, monkeypatch):
     """With the streams cut into 3 ranges run by 3 threads (the recurrence alone in
-    forward, the whole step in loss_and_grad), the forward still equals the naive
-    reference, the gradients still pass the finite-difference check, and float32
-    agrees with float64 and with one thread."""
+    forward, the whole step in loss_and_grad and chunk_loss), the forward and the
+    loss still equal the naive reference, the gradients still pass the
+    finite-difference check, and float32 agrees with float64 and with one thread."""
     from charrnn import threads
     monkeypatch.setenv("CHARRNN_THREADS", "3")
     assert len(threads.ranges(12, 4)) == 3
@@ -195,6 +195,12 @@ def test_streams_split_across_threads(kind, monkeypatch):
                         parallel(fn, args, parts))
     check_gradients(cfg, flat, ids, targets, state, masks)
     assert calls[0] == [(0, 4), (4, 8), (8, 12)] and all(len(parts) == 1 for parts in calls[1:])
+    calls.clear()
+    total, end_state = model.chunk_loss(cfg, p, ids, targets, state)  # evaluation: no dropout
+    assert calls[0] == [(0, 4), (4, 8), (8, 12)]
+    ref_logits, ref_state = naive.forward(cfg, p, ids, state)
+    assert total == pytest.approx(naive.mean_xent(ref_logits, targets) * ids.size, rel=1e-12)
+    np.testing.assert_allclose(end_state, ref_state, rtol=1e-12, atol=1e-12)
     runs = {}
     for P, dtype in (("3", np.float64), ("3", np.float32), ("1", np.float64)):
         monkeypatch.setenv("CHARRNN_THREADS", P)
