@@ -3,10 +3,11 @@
 numba's np.dot calls the BLAS that SciPy bundles; numpy bundles a newer OpenBLAS
 whose small GEMMs (the per-step recurrent products: 50 rows against a few hundred
 columns) run 1.2-1.4x faster on this project's machines (benchmarks/RESULTS.md).
-Its cblas_sgemm (and sgemv) is found once per process and its address is handed to the kernels
-as a number in their ctx array, so the compiled code holds no address and stays
-cacheable (cache=True). Where numpy's BLAS cannot be found, the address is 0 and
-gemm() falls back to np.dot; float64 (the gradient checks) always takes np.dot.
+Its cblas_sgemm and cblas_sgemv are found once per process and their addresses are
+handed to the kernels as numbers in their ctx array, so the compiled code holds no
+address and stays cacheable (cache=True). Where numpy's BLAS cannot be found, the
+addresses are 0 and gemm() falls back to np.dot; float64 (the gradient checks)
+always takes np.dot.
 
 ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[0], ctx[1]   the barrier: threads arrived, barriers completed
