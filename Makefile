@@ -16,26 +16,18 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# numba caches each compiled kernel against its own file only, not against the
-# modules it inlines (native.py, layers.py): after any change to charrnn's sources
-# (a git pull, an edit) the kernels are compiled afresh rather than loaded stale
-KERNELS := $(VENV)/.kernels
-$(KERNELS): $(wildcard charrnn/*.py charrnn/*/*.py) | $(STAMP)
-	find charrnn -name __pycache__ -type d -prune -exec rm -rf {} +
-	touch $(KERNELS)
+install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
 
-install: $(STAMP) $(KERNELS)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
-
-test: $(STAMP) $(KERNELS)  ## run the whole test suite (but the tests marked slow)
+test: $(STAMP)  ## run the whole test suite (but the tests marked slow)
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: $(STAMP) $(KERNELS)  ## also the slow tests (retraining the inspect-cells fixture, minutes)
+test-slow: $(STAMP)  ## also the slow tests (retraining the inspect-cells fixture, minutes)
 	$(PY) -m pytest -q
 
 corpora: $(STAMP)  ## build corpora/shakespeare.txt, python.txt, synthetic.txt
 	$(PY) corpora/build.py
 
-demo: $(STAMP) $(KERNELS)  ## build the Shakespeare corpus, train a small LSTM (~90 s), print a sample
+demo: $(STAMP)  ## build the Shakespeare corpus, train a small LSTM (~90 s), print a sample
 	$(PY) corpora/build.py --only shakespeare
 	mkdir -p demo
 	$(VENV)/bin/charrnn train corpora/shakespeare.txt -o demo/shakespeare.npz \
@@ -43,7 +35,7 @@ demo: $(STAMP) $(KERNELS)  ## build the Shakespeare corpus, train a small LSTM (
 		--time-limit 90 --eval-every 100 --seed 1
 	$(VENV)/bin/charrnn sample demo/shakespeare.npz --temperature 0.8 --length 600 --seed 1
 
-bench: $(STAMP) $(KERNELS)  ## time training and sampling (PEER=torch: side by side with PyTorch 2.13.0)
+bench: $(STAMP)  ## time training and sampling (PEER=torch: side by side with PyTorch 2.13.0)
 ifeq ($(PEER),torch)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 endif
@@ -51,11 +43,11 @@ endif
 	@# slow current numpy, so benchmarks run without them (tests and CI keep them)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
 
-compare: $(STAMP) $(KERNELS)  ## charrnn and PyTorch train one model 10 min each (benchmarks/EQUAL_BUDGET.md)
+compare: $(STAMP)  ## charrnn and PyTorch train one model 10 min each (benchmarks/EQUAL_BUDGET.md)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/equal_budget.py $(COMPARE_ARGS)
 
-results: $(STAMP) $(KERNELS)  ## train 18 models for 10 min each (3 h) and write benchmarks/QUALITY.md
+results: $(STAMP)  ## train 18 models for 10 min each (3 h) and write benchmarks/QUALITY.md
 	@# the same environment as bench; RESULTS_ARGS='--budget 60 --models lstm' for a shorter table
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/results.py $(RESULTS_ARGS)
 

@@ -20,6 +20,13 @@ __version__ = "0.1.0"
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# numba compiles charrnn's kernels afresh when any of its sources changed, not only
+# the kernel's own file (kernel_cache.py). Set before numba is imported, which reads it.
+os.environ.setdefault("NUMBA_CACHE_LOCATOR_CLASSES", ",".join([
+    "charrnn.kernel_cache.InTree", "charrnn.kernel_cache.UserWide",  # then numba's own:
+    "UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator",
+    "IPythonCacheLocator", "ZipCacheLocator"]))
+
 
 def _keep_freed_memory():
     """A training step allocates and frees the same tens of MB of arrays each time.

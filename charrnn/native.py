@@ -17,10 +17,8 @@ ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[6]           how long a thread spins at the barrier before it sleeps
     ctx[7]           the address of numpy's cblas_sgemv, or 0
 
-numba's cache does not notice changes to this file in the kernels that inline its
-functions (lstm.py and the others keep their cached code): the Makefile's targets
-clear charrnn's caches whenever a source file changes; outside make, remove
-charrnn/__pycache__ after editing it.
+The kernels that inline this file's functions are compiled afresh when it changes
+(kernel_cache.py).
 """
 import ctypes
 import glob
