@@ -12,8 +12,9 @@ input GEMMs of forward and backward: 2 * 3 * (D + H) * G per character and layer
 with D = H, i.e. 48 H^2 per layer for LSTM (G = 4H), 36 H^2 for GRU, 12 H^2 for RNN.
 The same nominal count for both: charrnn's first layer does fewer (it multiplies the
 V rows of the embedding by Wx, not every character's), so its GFLOP/s is per the
-model, not per arithmetic done. The results are medians over --repeats runs; charrnn and the peer alternate, so
-the noise of a shared machine hits both alike.
+model, not per arithmetic done. The results are medians over --repeats runs; charrnn and
+the peer alternate, and a ratio is the median of the ratios of each pair of runs made one
+after the other (with their range), so the noise of a shared machine hits both alike.
 """
 import argparse
 import json
@@ -176,6 +177,14 @@ def measure(impl, kind, H, args):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def paired(runs, peer, key):
+    """charrnn's speed over the peer's: the median of the ratios of runs made one after
+    the other (the machine's speed drifts by the minute), and their range."""
+    ratios = sorted(p[key] / c[key] for c, p in zip(runs["charrnn"], runs[peer]))
+    text = f"{statistics.median(ratios):.2f}x"
+    return text + (f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else "")
+
+
 def command_seconds(argv, repeats=5):
     """Median wall time of a whole command (startup included)."""
     times = []
@@ -239,8 +248,8 @@ def main():
                 line = (f"| {kind} 2x{H} | {impl} | {cps:,.0f} | {ms:.1f} | {gf:.1f} | "
                         f"{scps:,.0f} | {rss:.0f} |")
                 if args.peer:
-                    peer = rows[args.peer]
-                    line += (f" {cps / peer[0]:.2f}x | {scps / peer[3]:.2f}x |" if impl == "charrnn"
+                    line += (f" {paired(runs, args.peer, 'train_s')} | "
+                             f"{paired(runs, args.peer, 'sample_s')} |" if impl == "charrnn"
                              else " | |")
                 print(line, flush=True)
     p = subprocess.run([sys.executable, __file__, "--child", "samples"], capture_output=True,
