@@ -59,4 +59,3 @@ class InTree(_ChangesWithAnySource, caching.InTreeCacheLocator):
 
 class UserWide(_ChangesWithAnySource, caching.UserWideCacheLocator):
     pass
-

@@ -21,7 +21,7 @@ import numpy as np
 from charrnn import CharrnnError, __version__, checkpoint
 from charrnn.data import Batches, build_vocab, encode, split
 from charrnn.evaluate import evaluate
-from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad, num_params,
+from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
                            weight_masks, zero_state)
 from charrnn.optim import BUFFERS, Optimizer, clip_global_norm
 
