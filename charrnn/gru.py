@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, sigmoid, tanh
-from charrnn.native import barrier, gate_columns, gemm
+from charrnn.native import add_gate_columns, barrier, gate_columns, gemm
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -66,9 +66,10 @@ def gru_cell(h, gates, ahn, a, xw, bhn, h_prev, u0):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
+def gru_backward(dax, dah, db, dbhn, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
     """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
-    h_prev Wh (its n part is dax_n * r; its sum over T and N for the n part is dbhn);
+    h_prev Wh (its n part is dax_n * r); db (N, 3H), dbhn (N, H): each stream's sums
+    over T of dax and of dah's n part added to them (the gradients of b and bhn);
     dh0: (N, H) out; dh: (T, N, H) from above; gates, ahn, h: saved by gru_forward;
     Wh: (H, 3H). Streams s0..s1, units u0..u1."""
     T, N, G = dax.shape
@@ -97,6 +98,8 @@ def gru_backward(dax, dah, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
                 dh_z[u] = daz
                 dh_n[u] = dan * r
                 dhn[u] = dhj * z  # the direct path z * h_prev
+            add_gate_columns(db[n], dx, H, u0, u1)
+            add_gate_columns(dbhn[n], dhh[2 * H:], H, u0, u1)
         barrier(ctx)  # the product reads every unit of dah[t]
         gemm(ctx, dah[t][s0:s1], WTp, dh_rec)
         dh_next += dh_rec

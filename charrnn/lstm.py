@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, sigmoid, tanh
-from charrnn.native import barrier, gate_columns, gemm
+from charrnn.native import add_gate_columns, barrier, gate_columns, gemm
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -73,9 +73,10 @@ def lstm_cell(h, c, gates, a, xw, c_prev, u0):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_backward(da, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
+def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
     """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
-    dh0, dc0: (N, H) out, gradient of the initial state.
+    db: (N, 4H), each stream's sum over T of da added to it (the bias gradient, summed
+    here while da is in cache). dh0, dc0: (N, H) out, gradient of the initial state.
     dh: (T, N, H) gradient of the loss with respect to each h[t] from above (not
     counting the recurrence); gates, c: saved by lstm_forward; Wh: (H, 4H).
     Streams s0..s1, units u0..u1 only."""
@@ -103,6 +104,7 @@ def lstm_backward(da, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
                 do[u] = dhj * tc * o * (ONE - o)
                 dg[u] = dcj * i * (ONE - g_ * g_)
                 dcn[u] = dcj * f
+            add_gate_columns(db[n], d, H, u0, u1)
         barrier(ctx)  # the product below reads every unit's columns of da[t]
         gemm(ctx, da[t][s0:s1], WTp, dh_next)
     dh0[s0:s1, u0:u1] = dh_next

@@ -192,22 +192,24 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         da = np.empty_like(xw)
         dah = da                                     # gradient of h_prev Wh
         ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
+        db = np.zeros((N, da.shape[2]), dtype=da.dtype)  # per stream: no two threads share a row
         if cfg.kind == "rnn":
-            threads.recurrence(rnn_backward, N, H, da, ds0[0], dh, h, Wh)
+            threads.recurrence(rnn_backward, N, H, da, db, ds0[0], dh, h, Wh)
         elif cfg.kind == "lstm":
-            threads.recurrence(lstm_backward, N, H, da, ds0[0], ds0[1], dh, saved[0], saved[1],
+            threads.recurrence(lstm_backward, N, H, da, db, ds0[0], ds0[1], dh, saved[0], saved[1],
                                state[l][1], Wh)
         else:
             dah = np.empty_like(xw)
-            threads.recurrence(gru_backward, N, H, da, dah, ds0[0], dh, saved[0], saved[1], h,
-                               state[l][0], Wh)
-            g[f"L{l}.bhn"] += dah[:, :, 2 * H:].sum(axis=(0, 1))
+            dbhn = np.zeros((N, H), dtype=da.dtype)
+            threads.recurrence(gru_backward, N, H, da, dah, db, dbhn, ds0[0], dh, saved[0],
+                               saved[1], h, state[l][0], Wh)
+            g[f"L{l}.bhn"] += dbhn.sum(axis=0)
+        g[f"L{l}.b"] += db.sum(axis=0)
         # dWh = h_prev^T dah, one GEMM per chunk: h[t-1] pairs with dah[t], the carried
         # state with dah[0] (a small second product rather than a copy of h)
         threads.matmul_tn_add(g[f"L{l}.Wh"], h[:-1].reshape(M - N, H), dah[1:].reshape(M - N, -1))
         g[f"L{l}.Wh"] += state[l][0].T @ dah[0]
         da2 = da.reshape(M, -1)
-        g[f"L{l}.b"] += da2.sum(axis=0)
         WxT = p[f"L{l}.Wx"].T
         if l > 0:
             x_in = caches[l - 1][3].reshape(M, H)

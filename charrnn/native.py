@@ -202,6 +202,16 @@ def gate_columns(W, H, u0, u1):
     return out
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def add_gate_columns(acc, row, H, u0, u1):
+    """acc += row on the columns of units u0..u1 in each block of H columns (k*H,):
+    a thread's share of a bias gradient. Loops over slices from 0 (see lstm_cell)."""
+    for q in range(row.shape[0] // H):
+        a, r = acc[q * H + u0:q * H + u1], row[q * H + u0:q * H + u1]
+        for u in range(u1 - u0):
+            a[u] += r[u]
+
+
 @intrinsic
 def _atomic_add(typingctx, arr, i, value):
     """arr[i] += value, atomically; returns the value before."""

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, tanh
-from charrnn.native import barrier, gate_columns, gemm
+from charrnn.native import add_gate_columns, barrier, gate_columns, gemm
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -41,9 +41,9 @@ def rnn_cell(h, a, xw):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def rnn_backward(da, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
+def rnn_backward(da, db, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
-    dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
+    db: (N, H), each stream's sum over T of da added to it; dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
     Wh: (H, H). Streams s0..s1, units u0..u1."""
     T, N, H = da.shape
     WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
@@ -53,6 +53,7 @@ def rnn_backward(da, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
             d, hr, dhr, dhn = da[t, n, u0:u1], h[t, n, u0:u1], dh[t, n, u0:u1], dh_next[n - s0]
             for u in range(u1 - u0):
                 d[u] = (dhr[u] + dhn[u]) * (ONE - hr[u] * hr[u])
+            add_gate_columns(db[n], da[t, n], H, u0, u1)
         barrier(ctx)  # the product reads every unit of da[t]
         gemm(ctx, da[t][s0:s1], WTp, dh_next)
     dh0[s0:s1, u0:u1] = dh_next
