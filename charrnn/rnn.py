@@ -43,8 +43,9 @@ def rnn_cell(h, a, xw):
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
 def rnn_backward(da, db, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
     """da: (T, N, H) out, gradient of the pre-activations (min-char-rnn's dhraw);
-    db: (N, H), each stream's sum over T of da added to it; dh0: (N, H) out; dh: (T, N, H) gradient from above; h: saved by rnn_forward;
-    Wh: (H, H). Streams s0..s1, units u0..u1."""
+    db: (N, H), each stream's sum over T of da added to it; dh0: (N, H) out;
+    dh: (T, N, H) gradient from above; h: saved by rnn_forward; Wh: (H, H).
+    Streams s0..s1, units u0..u1."""
     T, N, H = da.shape
     WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
     dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # min-char-rnn's dhnext
