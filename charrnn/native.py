@@ -35,8 +35,9 @@ from numba.extending import intrinsic, overload
 ARRIVED, DONE, TEAM, SGEMM, FUTEX, ASLEEP, SPIN, SGEMV = range(8)
 
 
-def _numpy_blas_address(routine):
-    """The address of the ILP64 cblas_<routine> in numpy's bundled OpenBLAS, or 0."""
+def _numpy_blas_addresses(*routines):
+    """The addresses of the ILP64 cblas_<routine> in numpy's bundled OpenBLAS (0 for
+    those not found), in one look through its libraries."""
     root = os.path.dirname(np.__file__)
     libs = glob.glob(os.path.join(root + ".libs", "*openblas*")) + \
         glob.glob(os.path.join(root, ".libs", "*openblas*"))
@@ -45,14 +46,18 @@ def _numpy_blas_address(routine):
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name in (f"scipy_cblas_{routine}64_", f"cblas_{routine}64_"):
-            if hasattr(lib, name):
-                return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
-    return 0
+        found = []
+        for r in routines:
+            names = [n for n in (f"scipy_cblas_{r}64_", f"cblas_{r}64_") if hasattr(lib, n)]
+            found.append(ctypes.cast(getattr(lib, names[0]), ctypes.c_void_p).value or 0
+                         if names else 0)
+        if any(found):
+            return found
+    return [0] * len(routines)
 
 
-SGEMM_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_blas_address("sgemm")
-SGEMV_ADDRESS = 0 if os.environ.get("CHARRNN_SCIPY_BLAS") else _numpy_blas_address("sgemv")
+SGEMM_ADDRESS, SGEMV_ADDRESS = ([0, 0] if os.environ.get("CHARRNN_SCIPY_BLAS")
+                                else _numpy_blas_addresses("sgemm", "sgemv"))
 
 
 def _numba_without_scipy_linalg():
@@ -189,16 +194,16 @@ def _gemm_typed(ctx, a, b, out):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def gate_columns(W, H, u0, u1):
-    """The columns of units u0..u1 in each block of H columns of W (K, k*H), as one
-    contiguous (K, k*U) array: a thread's share of Wh (k = gates).
-    W itself when the share is everything."""
+    """The columns of units u0..u1 in each block of H columns of W (..., k*H), as one
+    contiguous (..., k*U) array: a thread's share of Wh (k = gates), or in sampling
+    of every layer's weights and biases. W itself when the share is everything."""
     if u1 - u0 == H:
         return W
-    K, G = W.shape
+    G = W.shape[-1]
     U = u1 - u0
-    out = np.empty((K, G // H * U), dtype=W.dtype)
+    out = np.empty(W.shape[:-1] + (G // H * U,), dtype=W.dtype)
     for q in range(G // H):
-        out[:, q * U:(q + 1) * U] = W[:, q * H + u0:q * H + u1]
+        out[..., q * U:(q + 1) * U] = W[..., q * H + u0:q * H + u1]
     return out
 
 

@@ -119,9 +119,10 @@ def alone(fn):
 
 def recurrence(fn, N, H, *args):
     """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams and
-    H units, split by units, or by streams when a step is not split whole (in
-    evaluation). The split by units makes its threads wait for each other at every
-    step, so it never runs more threads than there are cores."""
+    H units, split by units, or by streams (inside a part of a step split whole, one
+    range; for a forward pass on its own, as evaluation's burn-in and inspect-cells
+    run, up to count()). The split by units makes its threads wait for each other at
+    every step, so it never runs more threads than there are cores."""
     units = unit_ranges(H)
     if units:
         ctx = new_ctx(len(units))
