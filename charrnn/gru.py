@@ -23,7 +23,8 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, sigmoid, tanh
-from charrnn.native import add_gate_columns, barrier, gate_columns, gemm
+from charrnn.native import add_gate_columns, barrier
+from charrnn.packed import mul, pack
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -33,11 +34,11 @@ def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, ctx, s0, s1, u0, u1):
     ctx: see native.py. Streams s0..s1, units u0..u1."""
     T, N, G = xw.shape
     H = G // 3
-    Wp = gate_columns(Wh, H, u0, u1)
+    Wp = pack(Wh, H, u0, u1)
     a = np.empty((s1 - s0, 3 * (u1 - u0)), dtype=xw.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
-        gemm(ctx, h_prev[s0:s1], Wp, a)
+        mul(h_prev[s0:s1], Wp, a)
         for n in range(s0, s1):
             gru_cell(h[t, n, u0:u1], gates[t, n], ahn[t, n, u0:u1], a[n - s0], xw[t, n], bhn[u0:u1],
                      h_prev[n, u0:u1], u0)
@@ -74,9 +75,9 @@ def gru_backward(dax, dah, db, dbhn, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1
     Wh: (H, 3H). Streams s0..s1, units u0..u1."""
     T, N, G = dax.shape
     H = G // 3
-    WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
-    dh_next = np.zeros((s1 - s0, u1 - u0), dtype=dax.dtype)
-    dh_rec = np.empty((s1 - s0, u1 - u0), dtype=dax.dtype)  # gemm cannot accumulate into its output
+    U = u1 - u0
+    WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (G, U)
+    dh_next = np.zeros((s1 - s0, U), dtype=dax.dtype)
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
             g, dx, dhh = gates[t, n], dax[t, n], dah[t, n]
@@ -101,6 +102,5 @@ def gru_backward(dax, dah, db, dbhn, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1
             add_gate_columns(db[n], dx, H, u0, u1)
             add_gate_columns(dbhn[n], dhh[2 * H:], H, u0, u1)
         barrier(ctx)  # the product reads every unit of dah[t]
-        gemm(ctx, dah[t][s0:s1], WTp, dh_rec)
-        dh_next += dh_rec
+        mul(dah[t][s0:s1], WTp, dh_next, True)  # added to the direct path's dhj * z
     dh0[s0:s1, u0:u1] = dh_next

@@ -25,7 +25,8 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, sigmoid, tanh
-from charrnn.native import add_gate_columns, barrier, gate_columns, gemm
+from charrnn.native import add_gate_columns, barrier
+from charrnn.packed import mul, pack
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -35,10 +36,10 @@ def lstm_forward(h, c, gates, xw, Wh, h0, c0, ctx, s0, s1, u0, u1):
     ctx: see native.py. Writes streams s0..s1, units u0..u1 only."""
     T, N, G = xw.shape
     H = G // 4
-    Wp = gate_columns(Wh, H, u0, u1)
+    Wp = pack(Wh, H, u0, u1)
     a = np.empty((s1 - s0, 4 * (u1 - u0)), dtype=xw.dtype)  # nothing is allocated per step
     for t in range(T):
-        gemm(ctx, h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
+        mul(h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
         for n in range(s0, s1):
             c_prev = c0[n] if t == 0 else c[t - 1, n]
             lstm_cell(h[t, n, u0:u1], c[t, n, u0:u1], gates[t, n], a[n - s0], xw[t, n],
@@ -82,8 +83,9 @@ def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
     Streams s0..s1, units u0..u1 only."""
     T, N, G = da.shape
     H = G // 4
-    WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
-    dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through h_prev Wh
+    U = u1 - u0
+    WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (G, U)
+    dh_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # carried back through h_prev Wh
     dc_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
@@ -106,6 +108,6 @@ def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
                 dcn[u] = dcj * f
             add_gate_columns(db[n], d, H, u0, u1)
         barrier(ctx)  # the product below reads every unit's columns of da[t]
-        gemm(ctx, da[t][s0:s1], WTp, dh_next)
+        mul(da[t][s0:s1], WTp, dh_next)
     dh0[s0:s1, u0:u1] = dh_next
     dc0[s0:s1, u0:u1] = dc_next

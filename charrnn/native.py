@@ -1,8 +1,9 @@
 """What numba does not give the kernels by itself: numpy's own BLAS, and a barrier.
 
 numba's np.dot calls the BLAS that SciPy bundles; numpy bundles a newer OpenBLAS
-whose small GEMMs (the per-step recurrent products: 50 rows against a few hundred
-columns) run 1.2-1.4x faster on this project's machines (benchmarks/RESULTS.md).
+whose small GEMMs (a few rows against a few hundred columns) run 1.2-1.4x faster
+on this project's machines (benchmarks/RESULTS.md). The sampler's products go
+through gemm() here; training's per-step products through packed.py, faster still.
 Its cblas_sgemm and cblas_sgemv are found once per process and their addresses are
 handed to the kernels as numbers in their ctx array, so the compiled code holds no
 address and stays cacheable (cache=True). Where numpy's BLAS cannot be found, the

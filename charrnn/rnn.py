@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, tanh
-from charrnn.native import add_gate_columns, barrier, gate_columns, gemm
+from charrnn.native import add_gate_columns, barrier
+from charrnn.packed import mul, pack
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -24,10 +25,10 @@ def rnn_forward(h, xw, Wh, h0, ctx, s0, s1, u0, u1):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
     Wh: (H, H); h0: (N, H); ctx: see native.py. Streams s0..s1, units u0..u1."""
     T, N, H = xw.shape
-    Wp = gate_columns(Wh, H, u0, u1)
+    Wp = pack(Wh, H, u0, u1)
     a = np.empty((s1 - s0, u1 - u0), dtype=xw.dtype)
     for t in range(T):
-        gemm(ctx, h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
+        mul(h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
         for n in range(s0, s1):
             rnn_cell(h[t, n, u0:u1], a[n - s0], xw[t, n, u0:u1])
         barrier(ctx)
@@ -47,8 +48,9 @@ def rnn_backward(da, db, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
     dh: (T, N, H) gradient from above; h: saved by rnn_forward; Wh: (H, H).
     Streams s0..s1, units u0..u1."""
     T, N, H = da.shape
-    WTp = np.ascontiguousarray(Wh[u0:u1].T)  # (G, U): this part's columns of Wh^T
-    dh_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # min-char-rnn's dhnext
+    U = u1 - u0
+    WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (H, U)
+    dh_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # min-char-rnn's dhnext
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
             d, hr, dhr, dhn = da[t, n, u0:u1], h[t, n, u0:u1], dh[t, n, u0:u1], dh_next[n - s0]
@@ -56,5 +58,5 @@ def rnn_backward(da, db, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
                 d[u] = (dhr[u] + dhn[u]) * (ONE - hr[u] * hr[u])
             add_gate_columns(db[n], da[t, n], H, u0, u1)
         barrier(ctx)  # the product reads every unit of da[t]
-        gemm(ctx, da[t][s0:s1], WTp, dh_next)
+        mul(da[t][s0:s1], WTp, dh_next)
     dh0[s0:s1, u0:u1] = dh_next

@@ -251,6 +251,36 @@ def test_units_split_across_threads(kind, P, monkeypatch):
     np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("split", ["streams", "units"])
+def test_wide_layers_directional_derivative(kind, split, monkeypatch):
+    """Layers of 70 units and 20 streams, on 2 threads split either way: the
+    recurrent products (packed.py) run over whole and partial panels, several row
+    blocks, and two blocks of K (backward, 4H = 280). The forward equals the naive
+    reference; the gradient along a random direction equals the central difference
+    of the loss along it (a full check would take 30,000 pairs of passes)."""
+    from charrnn import threads
+    monkeypatch.setenv("CHARRNN_THREADS", "2")
+    monkeypatch.setenv("CHARRNN_SPLIT", split)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, H=70, N=20, T=3)
+    p = model.carve(flat, cfg)
+    logits, _, new_state = model.forward(cfg, p, ids, state, masks)
+    ref_logits, ref_state = naive.forward(cfg, p, ids, state, masks)
+    np.testing.assert_allclose(logits.reshape(ref_logits.shape), ref_logits, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(new_state, ref_state, rtol=1e-12, atol=1e-12)
+    grad = np.zeros_like(flat)
+    model.loss_and_grad(cfg, p, model.carve(grad, cfg), ids, targets, state, masks)
+    d = np.random.default_rng(1).standard_normal(flat.size)
+    eps = 1e-6
+
+    def loss_along(step):
+        q = model.carve(flat + step * d, cfg)
+        return naive.mean_xent(naive.forward(cfg, q, ids, state, masks)[0], targets)
+    num = (loss_along(eps) - loss_along(-eps)) / (2 * eps)
+    assert grad @ d == pytest.approx(num, rel=1e-6)
+
+
 def test_split_setting(monkeypatch):
     """Units from 256 a thread in training (128 in sampling), streams below;
     CHARRNN_SPLIT overrides the choice between the two splits."""

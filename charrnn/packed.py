@@ -1,0 +1,157 @@
+"""The per-step recurrent products (h_prev Wh forward, da Wh^T backward) as a GEMM
+against weights packed once per chunk.
+
+Dimensions: M rows (a part's streams), K inner, N columns (a part's gate columns),
+NR = 32 columns to a panel, MR rows to a register tile.
+
+These products are small (25 or 50 rows) and there are T of them per layer and
+chunk against the same weights. OpenBLAS repacks the weights on every call and
+reached 80-135 GFLOP/s a core on them; this kernel packs them once per chunk into
+panels, Bp (ceil(N/NR), K, NR), so that row k of a panel is one contiguous
+128-byte line, and runs a register tile of up to MR rows x NR columns over all of
+K: per k, one broadcast of each row's a[k], two loads of the panel's line, 2*MR
+fused multiply-adds into accumulators that never leave the registers (about 190
+GFLOP/s a core with AVX-512; benchmarks/RESULTS.md). LLVM is handed the tile as
+vector IR (_tile): from plain loops it kept the accumulators in memory (5-30
+GFLOP/s). The same code serves float64 (the gradient checks), in twice the registers.
+
+    Bp = pack(Wh, H, u0, u1)       once per chunk: the part's columns of Wh
+    mul(h_prev, Bp, a)             every step: a = h_prev Wh[:, those columns]
+"""
+import numpy as np
+from llvmlite import binding, ir
+from numba import njit, types
+from numba.core import cgutils, config
+from numba.extending import intrinsic
+
+NR = 32
+# Rows of a tile: 2 * MR accumulators of 16 floats, two lines of the panel and one
+# broadcast in AVX-512's 32 registers (9: 21 of them; more rows than 9 ran slower on
+# 50-row products). With AVX2's 16 registers, a row takes 4 of them.
+# numba compiles for NUMBA_CPU_FEATURES where set, else for this machine.
+MR = 9 if "+avx512f" in (config.CPU_FEATURES or binding.get_host_cpu_features().flatten()) else 3
+KC = 256  # a panel's slice of KC x NR floats, 32 KB, stays in L1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pack(W, H, u0, u1):
+    """The columns of units u0..u1 in each block of H columns of W (K, k*H) (those
+    of gate_columns), as panels (ceil(k*U/NR), K, NR), zero beyond the last column.
+    pack(W, N, 0, N) packs all N columns of W."""
+    K, G = W.shape
+    U = u1 - u0
+    N = G // H * U
+    Bp = np.zeros((-(-N // NR), K, NR), dtype=W.dtype)
+    by_rows = W.strides[1] <= W.strides[0]  # read W along its rows, as they lie in memory
+    for k in range(K if by_rows else 1):
+        p, j = 0, 0  # packed column j of panel p (no division per element: 0.4 ms at 128 x 512)
+        for q in range(G // H):
+            for u in range(u0, u1):
+                if by_rows:
+                    Bp[p, k, j] = W[k, q * H + u]
+                else:  # a transposed view: down its columns
+                    col = W[:, q * H + u]
+                    for kk in range(K):
+                        Bp[p, kk, j] = col[kk]
+                j += 1
+                if j == NR:
+                    p, j = p + 1, 0
+    return Bp
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mul(a, Bp, out, accumulate=False):
+    """out = a @ B, or out += a @ B; a (M, K), any strides (a transposed view too);
+    Bp = pack(B) for B (K, N); out (M, N) with unit inner stride. Blocks of K of KC
+    (a panel's slice then stays in L1), of M of up to MR rows, split evenly."""
+    M, K = a.shape
+    N = out.shape[1]
+    s = a.itemsize
+    sr, sk, ldc = a.strides[0] // s, a.strides[1] // s, out.strides[0] // s
+    if sk != 1 and sr != 1 or out.strides[1] != s:
+        raise ValueError("mul: a needs rows or columns of adjacent elements, out rows")
+    blocks = -(-M // MR)
+    edge = np.empty((MR if N % NR else 0, NR), dtype=out.dtype)  # a last panel's partial tile
+    for k0 in range(0, K, KC):
+        kc = min(KC, K - k0)
+        add = accumulate or k0 > 0
+        for p in range(Bp.shape[0]):
+            cols = min(NR, N - p * NR)
+            for q in range(blocks):
+                lo, hi = q * M // blocks, (q + 1) * M // blocks
+                ia, ib = lo * sr + k0 * sk, (p * K + k0) * NR
+                if cols == NR:
+                    _tile(hi - lo, a, ia, sr, sk, Bp, ib, out, lo * ldc + p * NR, ldc, kc, add)
+                else:
+                    if add:
+                        edge[:hi - lo, :cols] = out[lo:hi, p * NR:]
+                    _tile(hi - lo, a, ia, sr, sk, Bp, ib, edge, 0, NR, kc, add)
+                    out[lo:hi, p * NR:] = edge[:hi - lo, :cols]
+
+
+@intrinsic
+def _tile(typingctx, m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add):
+    """c[ic + r*ldc + j] (+)= sum over k < K of a[ia + r*sr + k*sk] * b[ib + k*NR + j]
+    for r < m and j < NR, on the flat data of arrays a, b, c, where sk = 1 or else
+    sr = 1; add: whether to add to c rather than overwrite it. 1 <= m <= MR: each
+    m is its own code (a switch), with m accumulators of NR lanes."""
+    sig = types.void(m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add)
+
+    def codegen(context, builder, signature, args):
+        m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add = args
+        aty, bty, cty = signature.args[1], signature.args[5], signature.args[7]
+        vec, i32, i64 = ir.VectorType(context.get_value_type(aty.dtype), NR), ir.IntType(32), ir.IntType(64)
+        vptr, align = vec.as_pointer(), aty.dtype.bitwidth // 8
+        suffix = "f32" if aty.dtype == types.float32 else "f64"
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.v{NR}{suffix}")
+
+        def data(ty, ary, offset):
+            return builder.gep(context.make_array(ty)(context, builder, ary).data, [offset])
+        A, B, C = data(aty, a, ia), data(bty, b, ib), data(cty, c, ic)
+        add = builder.icmp_unsigned("!=", add, ir.Constant(add.type, 0))
+        unit_k = builder.icmp_signed("==", sk, ir.Constant(i64, 1))
+        undef, splat = ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, NR), [0] * NR)
+        acc = [cgutils.alloca_once(builder, vec) for _ in range(MR)]
+
+        def tile(rows):
+            row_c = [builder.bitcast(builder.gep(C, [builder.mul(ir.Constant(i64, r), ldc)]), vptr)
+                     for r in range(rows)]
+            for r in range(rows):
+                builder.store(ir.Constant(vec, [0.0] * NR), acc[r])
+            with builder.if_then(add):
+                for r in range(rows):
+                    builder.store(builder.load(row_c[r], align=align), acc[r])
+
+            def loop(address):  # address(r, k): where a's element (r, k) lies
+                with cgutils.for_range(builder, K) as loop:
+                    k = loop.index
+                    line = builder.load(builder.bitcast(
+                        builder.gep(B, [builder.mul(k, ir.Constant(i64, NR))]), vptr), align=align)
+                    for r in range(rows):
+                        x = builder.insert_element(undef, builder.load(address(r, k)), ir.Constant(i32, 0))
+                        x = builder.shuffle_vector(x, undef, splat)
+                        builder.store(builder.call(fma, [x, line, builder.load(acc[r])]), acc[r])
+            # Two loops, so that each row's address is one add from a base: rows of a
+            # (sk = 1), or a transposed view (sr = 1: the rows' elements adjacent). From
+            # the general r*sr + k*sk, LLVM made a chain of adds, one after another.
+            with builder.if_else(unit_k) as (by_rows, by_columns):
+                with by_rows:
+                    row_a = [builder.gep(A, [builder.mul(ir.Constant(i64, r), sr)]) for r in range(rows)]
+                    loop(lambda r, k: builder.gep(row_a[r], [k]))
+                with by_columns:
+                    loop(lambda r, k: builder.gep(A, [builder.add(builder.mul(k, sk), ir.Constant(i64, r))]))
+            for r in range(rows):
+                builder.store(builder.load(acc[r]), row_c[r], align=align)
+
+        end = builder.append_basic_block("tile.end")
+        switch = builder.switch(m, end)
+        for rows in range(1, MR + 1):
+            block = builder.append_basic_block(f"tile.{rows}")
+            switch.add_case(ir.Constant(m.type, rows), block)
+            builder.position_at_end(block)
+            tile(rows)
+            builder.branch(end)
+        builder.position_at_end(end)
+        return context.get_dummy_value()
+    return sig, codegen

@@ -1,0 +1,51 @@
+"""packed.py, the GEMM of the per-step recurrent products, against numpy's product
+in float64 (known answers for the packing)."""
+import numpy as np
+import pytest
+
+from charrnn import packed
+
+
+def test_pack_known_answer():
+    """Units 1..3 of each of two blocks of H = 5 columns are columns 1, 2, 6, 7; the
+    panel is zero beyond them, and a transposed view packs the same."""
+    W = np.arange(30, dtype=np.float64).reshape(3, 10)
+    Bp = packed.pack(W, 5, 1, 3)
+    assert Bp.shape == (1, 3, packed.NR)
+    np.testing.assert_array_equal(Bp[0, :, :4], W[:, [1, 2, 6, 7]])
+    assert not Bp[0, :, 4:].any()
+    np.testing.assert_array_equal(packed.pack(np.ascontiguousarray(W.T).T, 5, 1, 3), Bp)
+    wide = packed.pack(np.ones((2, 70)), 70, 0, 70)  # 70 columns: panels of 32, 32, 6
+    assert wide.shape == (3, 2, 32) and wide.sum() == 2 * 70 and not wide[2, :, 6:].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (9, 5, 32), (10, 300, 33), (25, 128, 512),
+                                   (50, 600, 70), (4, 257, 64), (19, 40, 100)])
+@pytest.mark.parametrize("layout", ["rows", "transposed"])
+def test_mul_matches_numpy(dtype, M, K, N, layout):
+    """Every row count up to MR and beyond (blocks split evenly), K across blocks of
+    KC (the second added to the first), N across partial panels; a as a row view
+    with a longer stride, or as a transposed view; out overwritten or added to."""
+    rng = np.random.default_rng(M * K + N)
+    if layout == "rows":
+        a = rng.standard_normal((M, K + 3))[:, 1:K + 1].astype(dtype)
+    else:
+        a = rng.standard_normal((K, M)).astype(dtype).T
+    B = rng.standard_normal((K, N)).astype(dtype)
+    ref = a.astype(np.float64) @ B.astype(np.float64)
+    tol = (1e-12 if dtype == np.float64 else 1e-5) * np.sqrt(K)
+    Bp = packed.pack(B, N, 0, N)
+    out = np.full((M, N), np.nan, dtype=dtype)
+    packed.mul(a, Bp, out)
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    wider = np.full((M, N + 5), 2.0, dtype=dtype)  # out with a longer row stride, added to
+    packed.mul(a, Bp, wider[:, :N], True)
+    np.testing.assert_allclose(wider[:, :N], ref + 2, rtol=tol, atol=tol)
+    assert np.all(wider[:, N:] == 2)
+
+
+def test_mul_needs_unit_strides():
+    a = np.ones((8, 8))[::2, ::2]
+    with pytest.raises(ValueError, match="adjacent"):
+        packed.mul(a, packed.pack(np.ones((4, 3)), 3, 0, 3), np.empty((4, 3)))
