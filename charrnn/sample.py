@@ -34,42 +34,46 @@ KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1):
-    """Feeds the characters tok (N,) to the model: state (L, S, N, H) in place, units
-    u0..u1 of every layer (all of them, or this thread's share; see Sampler). The
+def advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1):
+    """Feeds the characters tok (N,) to the model: from the state old (L, S, N, H)
+    into new, units u0..u1 of every layer (all of them, or this thread's share; see
+    Sampler). new may be old itself for one thread; threads that split the units
+    need two: no thread then waits for the others to read old before it writes
+    (one barrier per layer, not two). The
     weights are those units' columns, gate by gate (U = u1 - u0 per gate):
     table0 (V, gU), Wxs, Whs (L, H, gU), bs (L, gU), bhns (L, U).
     ctx: see native.py; xw, a: (N, gU) and scratch (2 gU,): scratch buffers."""
-    L = state.shape[0]
+    L = old.shape[0]
     N = tok.shape[0]
     for l in range(L):
         if l == 0:
             for n in range(N):
                 xw[n, :] = table0[tok[n]]
         else:
-            gemm(ctx, state[l - 1, 0], Wxs[l], xw)
+            gemm(ctx, new[l - 1, 0], Wxs[l], xw)
             xw += bs[l]
-        gemm(ctx, state[l, 0], Whs[l], a)
-        barrier(ctx)  # every thread has read the h it needs before any is overwritten
-        if u1 - u0 == state.shape[3]:  # contiguous rows: the cell loops vectorize (1.1x)
-            cell_step(kind, state[l, 0], state[l, -1], a, xw, bhns[l], scratch)
+        gemm(ctx, old[l, 0], Whs[l], a)
+        if u1 - u0 == old.shape[3]:  # contiguous rows: the cell loops vectorize (1.1x)
+            cell_step(kind, old[l, 0], old[l, -1], new[l, 0], new[l, -1], a, xw, bhns[l], scratch)
         else:
-            cell_step(kind, state[l, 0][:, u0:u1], state[l, -1][:, u0:u1], a, xw, bhns[l], scratch)
-        barrier(ctx)  # the next layer reads all of this one's h
+            cell_step(kind, old[l, 0][:, u0:u1], old[l, -1][:, u0:u1], new[l, 0][:, u0:u1],
+                      new[l, -1][:, u0:u1], a, xw, bhns[l], scratch)
+        barrier(ctx)  # the next layer, and the next step, read all of this one's h
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def cell_step(kind, h, c, a, xw, bhn, scratch):
-    """One step of the cell of this kind on h (N, U) (and c, for the LSTM), in place:
-    the training kernels' cells, on this part's columns (so with u0 = 0)."""
+def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
+    """One step of the cell of this kind from h_prev (N, U) (and c_prev, for the
+    LSTM) to h (and c), which may be the same arrays: the training kernels' cells,
+    on this part's columns (so with u0 = 0)."""
     G = a.shape[1]
     for n in range(h.shape[0]):
         if kind == 0:
             rnn_cell(h[n], a[n], xw[n])
         elif kind == 1:
-            lstm_cell(h[n], c[n], scratch[:G], a[n], xw[n], c[n], 0)
+            lstm_cell(h[n], c[n], scratch[:G], a[n], xw[n], c_prev[n], 0)
         else:
-            gru_cell(h[n], scratch[:G], scratch[G:G + G // 3], a[n], xw[n], bhn, h[n], 0)
+            gru_cell(h[n], scratch[:G], scratch[G:G + G // 3], a[n], xw[n], bhn, h_prev[n], 0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -119,11 +123,13 @@ def choose(logits, temperature, top_k, top_p, greedy, coin, probs, work):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def sample_chunk(out, tok, state, coins, Wy, by, temperature, top_k, top_p, greedy,
+def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_p, greedy,
                  ctx, kind, table0, Wxs, Whs, bs, bhns, u0, u1):
     """out: (K, N) generated ids; tok: (N,) the last character of each sample, not
-    yet fed, updated in place; coins: (K, N) uniform in [0, 1). The thread with
-    units from 0 also draws the characters while the others wait."""
+    yet fed, updated in place; state: (L, S, N, H), in and out; spare: the same
+    shape, what advance() steps into and back (state itself for one thread);
+    coins: (K, N) uniform in [0, 1). The thread with units from 0 also draws the
+    characters while the others wait."""
     K, N = out.shape
     gU = table0.shape[1]
     V = by.shape[0]
@@ -135,15 +141,18 @@ def sample_chunk(out, tok, state, coins, Wy, by, temperature, top_k, top_p, gree
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
     for k in range(K):
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1)
+        old, new = (state, spare) if k % 2 == 0 else (spare, state)
+        advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1)
         if u0 == 0:
-            gemm(ctx, state[L - 1, 0], Wy, logits)
+            gemm(ctx, new[L - 1, 0], Wy, logits)
             for n in range(N):
                 logits[n] += by
                 tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
                                 probs, work)
                 out[k, n] = tok[n]
         barrier(ctx)  # tok is drawn
+    if K % 2 == 1:  # the last step went into spare: this thread's units back into state
+        state[..., u0:u1] = spare[..., u0:u1]
 
 
 @njit(cache=True, error_model="numpy")
@@ -157,7 +166,8 @@ def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0, state.shape[3])
+        advance(state, state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0,
+                state.shape[3])
 
 
 @njit(cache=True, error_model="numpy")
@@ -206,7 +216,8 @@ def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs,
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
     for t in range(T):
-        advance(state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0, state.shape[3])
+        advance(state, state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0,
+                state.shape[3])
         gemm(ctx, state[L - 1, 0], Wy, logits)
         for w in range(W):
             logits[w] += by
@@ -274,12 +285,13 @@ class Sampler:
         prime_ids = np.asarray(prime_ids, dtype=np.int64)
         feed(prime_ids[:-1], state, *self.weights)
         tok = np.full(num_samples, prime_ids[-1], dtype=np.int64)
+        spare = state if len(self.parts) == 1 else np.empty_like(state)
         made = 0
         while made < length:
             K = min(chunk, length - made)
             out = np.empty((K, num_samples), dtype=np.int64)
             coins = np.stack([r.random(K) for r in rngs], axis=1)
-            threads.parallel(sample_chunk, (out, tok, state, coins, self.Wy, self.by,
+            threads.parallel(sample_chunk, (out, tok, state, spare, coins, self.Wy, self.by,
                                             float(temperature), int(top_k), float(top_p),
                                             bool(greedy)), self.parts)
             made += K

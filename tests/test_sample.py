@@ -74,7 +74,8 @@ def test_argmax_equals_step_by_step_greedy_reference(kind, layers, embed):
 def test_units_split_across_threads_gives_the_same_text(kind, P, monkeypatch):
     """With the hidden units cut into P parts (3 does not divide H = 8) run by P
     threads that meet at barriers, sampling equals the greedy reference and draws
-    the same texts, for several samples at once, as one thread does."""
+    the same texts, for several samples at once and in chunks of any length, as
+    one thread does."""
     from charrnn import threads
     cfg, p = make(kind, 2, 5)
     prime = [0, 3, 4, 5, 1]
@@ -89,6 +90,9 @@ def test_units_split_across_threads_gives_the_same_text(kind, P, monkeypatch):
     assert got == greedy_reference(cfg, p, prime, 60)
     np.testing.assert_array_equal(generate(split, prime, 80, num_samples=3, seed=7, temperature=1.2),
                                   generate(one, prime, 80, num_samples=3, seed=7, temperature=1.2))
+    # chunks of odd lengths end with the state in the split's spare buffer, copied back
+    np.testing.assert_array_equal(generate(split, prime, 80, seed=3, chunk=7),
+                                  generate(one, prime, 80, seed=3, chunk=7))
 
 
 def test_argmax_is_deterministic_and_ignores_seed():
