@@ -1,5 +1,6 @@
-"""Kernels shared by all cells: the nonlinearities, the fused softmax/cross-entropy,
-and the scatter-add that is the backward of a row gather (embedding or one-hot).
+"""Kernels shared by all cells: the nonlinearities (tanh, sigmoid, exp), the fused
+softmax/cross-entropy, and the scatter-add that is the backward of a row gather
+(embedding or one-hot).
 
 Dimensions: M = T*N rows (every character of a chunk), V vocabulary size.
 
@@ -7,8 +8,9 @@ Constants are float32 (ONE, HALF): in a float32 kernel a Python literal would
 promote every expression to float64; in a float64 kernel they are exact.
 """
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 ONE = np.float32(1.0)
 HALF = np.float32(0.5)
@@ -48,6 +50,45 @@ def _tanh(x):
     return lambda x: np.tanh(x)
 
 
+# exp(x) = 2^n e^r, n = round(x / ln 2), |r| <= ln 2 / 2, e^r by Cephes' expf
+# polynomial (about 1 ulp); 2^n made by placing n + 127 in a float32's exponent
+# bits. Clamped to [-87, 88], where 2^n stays a normal float: softmax takes it at
+# x - max <= 0, where e^-87 (1.6e-38) against a sum of at least 1 is zero.
+_EXP_LO, _EXP_HI = np.float32(-87.0), np.float32(88.0)
+LOG2E, LN2_HI, LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_P = [np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                              1.6666665459e-1, 5.0000001201e-1)]
+P0, P1, P2, P3, P4, P5 = _P
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return sig, codegen
+
+
+def exp(x):
+    """exp: Cephes' expf made of arithmetic for float32, np.exp for float64."""
+    return np.exp(x)
+
+
+@overload(exp, inline="always", jit_options={"fastmath": FAST, "error_model": "numpy"})
+def _exp(x):
+    if x == types.float32:
+        def exp_f32(x):
+            x = min(max(x, _EXP_LO), _EXP_HI)
+            n = np.floor(x * LOG2E + HALF)
+            r = x - n * LN2_HI - n * LN2_LO
+            p = ((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5
+            p = p * r * r + r + ONE
+            return p * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+        return exp_f32
+    return lambda x: np.exp(x)
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def sigmoid(x):
     # the identity sigmoid(x) = (1 + tanh(x/2)) / 2 reuses the vectorizable tanh
@@ -62,45 +103,46 @@ def row_max(row):
     return mx
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", fastmath=FAST, error_model="numpy")
 def max_and_sum_exp(row):
     """(max, sum of exp(row - max)): the stable pieces of log-sum-exp. The max is
     subtracted before exp, so no logit is large enough to overflow."""
     mx = row_max(row)
     s = 0.0
     for v in range(row.shape[0]):
-        s += np.exp(row[v] - mx)
+        s += exp(row[v] - mx)
     return mx, s
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def softmax_xent(dlogits, logits, targets, scale, lo, hi):
-    """Cross-entropy of the softmax of each row of logits against targets, fused.
-    dlogits: (M, V) out, scale * d(loss)/d(logits), which is scale * (p - onehot);
-    logits: (M, V); targets: (M,) ids. Rows lo..hi only (threads.run splits them).
-    Returns their summed loss in nats (float64). dlogits may be logits itself
-    (in place): each exponential is computed once and kept there."""
+@njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
+def softmax_xent(logits, targets, scale, lo, hi):
+    """Cross-entropy of the softmax of each row of logits against targets, fused,
+    in place: logits (M, V) becomes scale * d(loss)/d(logits), which is
+    scale * (p - onehot); targets: (M,) ids. Rows lo..hi only (threads.run splits
+    them). Returns their summed loss in nats (float64). In place, each loop reads
+    and writes one array, so LLVM vectorizes it (two arrays that may be one kept
+    it to one element at a time)."""
     V = logits.shape[1]
     total = 0.0
     for m in range(lo, hi):
-        row, d = logits[m], dlogits[m]
+        row = logits[m]
         mx = row_max(row)  # subtracted before exp, so nothing overflows
         y = targets[m]
-        total -= row[y] - mx  # read before d, which may be row, is written
+        total -= row[y] - mx  # read before the row is overwritten
         s = 0.0
         for v in range(V):
-            e = np.exp(row[v] - mx)
-            d[v] = e
+            e = exp(row[v] - mx)
+            row[v] = e
             s += e
         total += np.log(s)
         f = scale / s
         for v in range(V):
-            d[v] *= f
-        d[y] -= scale
+            row[v] *= f
+        row[y] -= scale
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def xent(logits, targets):
     """The summed cross-entropy alone, for evaluation: no gradient is written."""
     total = 0.0

@@ -247,7 +247,7 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
         gp = g if s0 == 0 else {k: np.zeros_like(v) for k, v in g.items()}
         logits, caches, new_state = forward(cfg, p, ids, state, masks)
         rows = logits.shape[0]
-        total = sum(threads.run(softmax_xent, rows, logits, logits, targets.reshape(rows), 1.0 / M,
+        total = sum(threads.run(softmax_xent, rows, logits, targets.reshape(rows), 1.0 / M,
                                 min_rows=256))  # in place; partial sums added in order
         backward(cfg, p, gp, logits, caches, ids, state, masks)
         return total, new_state, gp

@@ -42,6 +42,31 @@ def test_updates_match_the_float64_reference(name, dtype):
     np.testing.assert_allclose(w, expected, rtol=0, atol=tol * max(1.0, np.abs(w0).max()))
 
 
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad", "sgd"])
+def test_updates_split_across_threads_are_the_same(name, monkeypatch):
+    """A buffer of 200,000 parameters is updated in 3 ranges by 3 threads (each of
+    at least 65,536): the result equals one thread's, bit for bit, and the
+    optimizer's own buffers too."""
+    from charrnn import threads
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=200_000).astype(np.float32)
+    grads = [rng.normal(size=w0.size).astype(np.float32) for _ in range(3)]
+    out, run = {}, threads.run
+    for P in ("1", "3"):
+        monkeypatch.setenv("CHARRNN_THREADS", P)
+        calls = []
+        monkeypatch.setattr(threads, "run", lambda *a, **k: calls.append(threads.ranges(
+            a[1], k["min_rows"])) or run(*a, **k))
+        w, opt = w0.copy(), Optimizer(name, w0.size)
+        for t, g in enumerate(grads, start=1):
+            opt.step(w, g, 1e-3, t)
+        assert len(calls[0]) == int(P)
+        out[P] = w, opt.buffers
+    np.testing.assert_array_equal(out["1"][0], out["3"][0])
+    for b in out["1"][1]:
+        np.testing.assert_array_equal(out["1"][1][b], out["3"][1][b])
+
+
 def test_clip_scales_to_the_limit_and_returns_the_norm():
     g = np.array([3.0, 4.0], dtype=np.float32)
     assert clip_global_norm(g, 10.0) == pytest.approx(5.0) and list(g) == [3.0, 4.0]
