@@ -61,15 +61,15 @@ def pack(W, H, u0, u1):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def mul(a, Bp, out, accumulate=False):
-    """out = a @ B, or out += a @ B; a (M, K), any strides (a transposed view too);
-    Bp = pack(B) for B (K, N); out (M, N) with unit inner stride. Blocks of K of KC
-    (a panel's slice then stays in L1), of M of up to MR rows, split evenly."""
+    """out = a @ B, or out += a @ B; a (M, K) and out (M, N) with unit inner stride
+    (rows of any stride); Bp = pack(B) for B (K, N). Blocks of K of KC (a panel's
+    slice then stays in L1), of M of up to MR rows, split evenly."""
     M, K = a.shape
     N = out.shape[1]
     s = a.itemsize
-    sr, sk, ldc = a.strides[0] // s, a.strides[1] // s, out.strides[0] // s
-    if sk != 1 and sr != 1 or out.strides[1] != s:
-        raise ValueError("mul: a needs rows or columns of adjacent elements, out rows")
+    lda, ldc = a.strides[0] // s, out.strides[0] // s
+    if a.strides[1] != s or out.strides[1] != s:
+        raise ValueError("mul: a and out need rows of adjacent elements")
     blocks = -(-M // MR)
     edge = np.empty((MR if N % NR else 0, NR), dtype=out.dtype)  # a last panel's partial tile
     for k0 in range(0, K, KC):
@@ -79,27 +79,27 @@ def mul(a, Bp, out, accumulate=False):
             cols = min(NR, N - p * NR)
             for q in range(blocks):
                 lo, hi = q * M // blocks, (q + 1) * M // blocks
-                ia, ib = lo * sr + k0 * sk, (p * K + k0) * NR
+                ia, ib = lo * lda + k0, (p * K + k0) * NR
                 if cols == NR:
-                    _tile(hi - lo, a, ia, sr, sk, Bp, ib, out, lo * ldc + p * NR, ldc, kc, add)
+                    _tile(hi - lo, a, ia, lda, Bp, ib, out, lo * ldc + p * NR, ldc, kc, add)
                 else:
                     if add:
                         edge[:hi - lo, :cols] = out[lo:hi, p * NR:]
-                    _tile(hi - lo, a, ia, sr, sk, Bp, ib, edge, 0, NR, kc, add)
+                    _tile(hi - lo, a, ia, lda, Bp, ib, edge, 0, NR, kc, add)
                     out[lo:hi, p * NR:] = edge[:hi - lo, :cols]
 
 
 @intrinsic
-def _tile(typingctx, m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add):
-    """c[ic + r*ldc + j] (+)= sum over k < K of a[ia + r*sr + k*sk] * b[ib + k*NR + j]
-    for r < m and j < NR, on the flat data of arrays a, b, c, where sk = 1 or else
-    sr = 1; add: whether to add to c rather than overwrite it. 1 <= m <= MR: each
-    m is its own code (a switch), with m accumulators of NR lanes."""
-    sig = types.void(m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add)
+def _tile(typingctx, m, a, ia, lda, b, ib, c, ic, ldc, K, add):
+    """c[ic + r*ldc + j] (+)= sum over k < K of a[ia + r*lda + k] * b[ib + k*NR + j]
+    for r < m and j < NR, on the flat data of arrays a, b, c; add: whether to add
+    to c rather than overwrite it. 1 <= m <= MR: each m is its own code (a switch),
+    with m accumulators of NR lanes."""
+    sig = types.void(m, a, ia, lda, b, ib, c, ic, ldc, K, add)
 
     def codegen(context, builder, signature, args):
-        m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add = args
-        aty, bty, cty = signature.args[1], signature.args[5], signature.args[7]
+        m, a, ia, lda, b, ib, c, ic, ldc, K, add = args
+        aty, bty, cty = signature.args[1], signature.args[4], signature.args[6]
         vec, i32, i64 = ir.VectorType(context.get_value_type(aty.dtype), NR), ir.IntType(32), ir.IntType(64)
         vptr, align = vec.as_pointer(), aty.dtype.bitwidth // 8
         suffix = "f32" if aty.dtype == types.float32 else "f64"
@@ -110,7 +110,6 @@ def _tile(typingctx, m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add):
             return builder.gep(context.make_array(ty)(context, builder, ary).data, [offset])
         A, B, C = data(aty, a, ia), data(bty, b, ib), data(cty, c, ic)
         add = builder.icmp_unsigned("!=", add, ir.Constant(add.type, 0))
-        unit_k = builder.icmp_signed("==", sk, ir.Constant(i64, 1))
         undef, splat = ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, NR), [0] * NR)
         acc = [cgutils.alloca_once(builder, vec) for _ in range(MR)]
 
@@ -123,24 +122,18 @@ def _tile(typingctx, m, a, ia, sr, sk, b, ib, c, ic, ldc, K, add):
                 for r in range(rows):
                     builder.store(builder.load(row_c[r], align=align), acc[r])
 
-            def loop(address):  # address(r, k): where a's element (r, k) lies
-                with cgutils.for_range(builder, K) as loop:
-                    k = loop.index
-                    line = builder.load(builder.bitcast(
-                        builder.gep(B, [builder.mul(k, ir.Constant(i64, NR))]), vptr), align=align)
-                    for r in range(rows):
-                        x = builder.insert_element(undef, builder.load(address(r, k)), ir.Constant(i32, 0))
-                        x = builder.shuffle_vector(x, undef, splat)
-                        builder.store(builder.call(fma, [x, line, builder.load(acc[r])]), acc[r])
-            # Two loops, so that each row's address is one add from a base: rows of a
-            # (sk = 1), or a transposed view (sr = 1: the rows' elements adjacent). From
-            # the general r*sr + k*sk, LLVM made a chain of adds, one after another.
-            with builder.if_else(unit_k) as (by_rows, by_columns):
-                with by_rows:
-                    row_a = [builder.gep(A, [builder.mul(ir.Constant(i64, r), sr)]) for r in range(rows)]
-                    loop(lambda r, k: builder.gep(row_a[r], [k]))
-                with by_columns:
-                    loop(lambda r, k: builder.gep(A, [builder.add(builder.mul(k, sk), ir.Constant(i64, r))]))
+            # each row of a from its own base, one add away (from r*lda + k in one
+            # expression, LLVM made a chain of adds, one row after another)
+            row_a = [builder.gep(A, [builder.mul(ir.Constant(i64, r), lda)]) for r in range(rows)]
+            with cgutils.for_range(builder, K) as loop:
+                k = loop.index
+                line = builder.load(builder.bitcast(
+                    builder.gep(B, [builder.mul(k, ir.Constant(i64, NR))]), vptr), align=align)
+                for r in range(rows):  # a[r, k], broadcast to all NR lanes
+                    x = builder.load(builder.gep(row_a[r], [k]))
+                    x = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)),
+                                               undef, splat)
+                    builder.store(builder.call(fma, [x, line, builder.load(acc[r])]), acc[r])
             for r in range(rows):
                 builder.store(builder.load(acc[r]), row_c[r], align=align)
 
