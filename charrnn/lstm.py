@@ -12,7 +12,8 @@ packed along the last axis of Wx (D, 4H), Wh (H, 4H) and b (4H) as in torch-rnn.
 
 The input projection x Wx + b of all T steps is one GEMM done by the caller
 (model.py); only the recurrent product h_prev Wh is sequential, so it is all
-the kernels here do. The caller also forms dWh = H_prev^T dA as one GEMM.
+the kernels here do, in packed.py's GEMM (Wh packed once per call). The caller
+also forms dWh = H_prev^T dA as one GEMM.
 Memory per layer and chunk: gates T*N*4H + c T*N*H + h T*N*H floats.
 
 Each call computes one thread's part: streams s0..s1 and units u0..u1, where
@@ -86,7 +87,7 @@ def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
     U = u1 - u0
     WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (G, U)
     dh_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # carried back through h_prev Wh
-    dc_next = np.zeros((s1 - s0, u1 - u0), dtype=da.dtype)  # carried back through f * c_prev
+    dc_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
             g, d = gates[t, n], da[t, n]

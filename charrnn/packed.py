@@ -100,7 +100,8 @@ def _tile(typingctx, m, a, ia, lda, b, ib, c, ic, ldc, K, add):
     def codegen(context, builder, signature, args):
         m, a, ia, lda, b, ib, c, ic, ldc, K, add = args
         aty, bty, cty = signature.args[1], signature.args[4], signature.args[6]
-        vec, i32, i64 = ir.VectorType(context.get_value_type(aty.dtype), NR), ir.IntType(32), ir.IntType(64)
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        vec = ir.VectorType(context.get_value_type(aty.dtype), NR)
         vptr, align = vec.as_pointer(), aty.dtype.bitwidth // 8
         suffix = "f32" if aty.dtype == types.float32 else "f64"
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
@@ -131,8 +132,8 @@ def _tile(typingctx, m, a, ia, lda, b, ib, c, ic, ldc, K, add):
                     builder.gep(B, [builder.mul(k, ir.Constant(i64, NR))]), vptr), align=align)
                 for r in range(rows):  # a[r, k], broadcast to all NR lanes
                     x = builder.load(builder.gep(row_a[r], [k]))
-                    x = builder.shuffle_vector(builder.insert_element(undef, x, ir.Constant(i32, 0)),
-                                               undef, splat)
+                    x = builder.insert_element(undef, x, ir.Constant(i32, 0))
+                    x = builder.shuffle_vector(x, undef, splat)
                     builder.store(builder.call(fma, [x, line, builder.load(acc[r])]), acc[r])
             for r in range(rows):
                 builder.store(builder.load(acc[r]), row_c[r], align=align)
