@@ -256,9 +256,9 @@ def test_units_split_across_threads(kind, P, monkeypatch):
 def test_wide_layers_directional_derivative(kind, split, monkeypatch):
     """Layers of 70 units and 20 streams, on 2 threads split either way: the
     recurrent products (packed.py) run over whole and partial panels, several row
-    blocks, and two blocks of K (backward, 4H = 280). The forward equals the naive
-    reference; the gradient along a random direction equals the central difference
-    of the loss along it (a full check would take 30,000 pairs of passes)."""
+    blocks, and two blocks of K (the LSTM's backward, 4H = 280). The forward equals
+    the naive reference; the gradient along a random direction equals the central
+    difference of the loss along it (a full check: 30,000 pairs of passes)."""
     from charrnn import threads
     monkeypatch.setenv("CHARRNN_THREADS", "2")
     monkeypatch.setenv("CHARRNN_SPLIT", split)
