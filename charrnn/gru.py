@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, sigmoid, tanh
-from charrnn.native import add_gate_columns, barrier
+from charrnn.native import add_gate_columns, barrier, gate_columns
 from charrnn.packed import mul, pack
 
 
@@ -34,7 +34,7 @@ def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, ctx, s0, s1, u0, u1):
     ctx: see native.py. Streams s0..s1, units u0..u1."""
     T, N, G = xw.shape
     H = G // 3
-    Wp = pack(Wh, H, u0, u1)
+    Wp = pack(gate_columns(Wh, H, u0, u1))
     a = np.empty((s1 - s0, 3 * (u1 - u0)), dtype=xw.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
@@ -76,7 +76,7 @@ def gru_backward(dax, dah, db, dbhn, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1
     T, N, G = dax.shape
     H = G // 3
     U = u1 - u0
-    WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (G, U)
+    WTp = pack(Wh[u0:u1].T)  # this part's columns of Wh^T (G, U)
     dh_next = np.zeros((s1 - s0, U), dtype=dax.dtype)
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):

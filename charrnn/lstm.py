@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, sigmoid, tanh
-from charrnn.native import add_gate_columns, barrier
+from charrnn.native import add_gate_columns, barrier, gate_columns
 from charrnn.packed import mul, pack
 
 
@@ -37,7 +37,7 @@ def lstm_forward(h, c, gates, xw, Wh, h0, c0, ctx, s0, s1, u0, u1):
     ctx: see native.py. Writes streams s0..s1, units u0..u1 only."""
     T, N, G = xw.shape
     H = G // 4
-    Wp = pack(Wh, H, u0, u1)
+    Wp = pack(gate_columns(Wh, H, u0, u1))
     a = np.empty((s1 - s0, 4 * (u1 - u0)), dtype=xw.dtype)  # nothing is allocated per step
     for t in range(T):
         mul(h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
@@ -85,7 +85,7 @@ def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
     T, N, G = da.shape
     H = G // 4
     U = u1 - u0
-    WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (G, U)
+    WTp = pack(Wh[u0:u1].T)  # this part's columns of Wh^T (G, U)
     dh_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # carried back through h_prev Wh
     dc_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):

@@ -15,8 +15,8 @@ GFLOP/s a core with AVX-512; benchmarks/RESULTS.md). LLVM is handed the tile as
 vector IR (_tile): from plain loops it kept the accumulators in memory (5-30
 GFLOP/s). The same code serves float64 (the gradient checks), in twice the registers.
 
-    Bp = pack(Wh, H, u0, u1)       once per chunk: the part's columns of Wh
-    mul(h_prev, Bp, a)             every step: a = h_prev Wh[:, those columns]
+    Bp = pack(gate_columns(Wh, H, u0, u1))   once per chunk: the part's columns of Wh
+    mul(h_prev, Bp, a)                       every step: a = h_prev Wh[:, those columns]
 """
 import numpy as np
 from llvmlite import binding, ir
@@ -34,28 +34,18 @@ KC = 256  # a panel's slice of KC x NR floats, 32 KB, stays in L1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def pack(W, H, u0, u1):
-    """The columns of units u0..u1 in each block of H columns of W (K, k*H) (those
-    of gate_columns), as panels (ceil(k*U/NR), K, NR), zero beyond the last column.
-    pack(W, N, 0, N) packs all N columns of W."""
-    K, G = W.shape
-    U = u1 - u0
-    N = G // H * U
+def pack(W):
+    """W (K, N) as panels (ceil(N/NR), K, NR), zero beyond its last column."""
+    K, N = W.shape
     Bp = np.zeros((-(-N // NR), K, NR), dtype=W.dtype)
-    by_rows = W.strides[1] <= W.strides[0]  # read W along its rows, as they lie in memory
-    for k in range(K if by_rows else 1):
-        p, j = 0, 0  # packed column j of panel p (no division per element: 0.4 ms at 128 x 512)
-        for q in range(G // H):
-            for u in range(u0, u1):
-                if by_rows:
-                    Bp[p, k, j] = W[k, q * H + u]
-                else:  # a transposed view: down its columns
-                    col = W[:, q * H + u]
-                    for kk in range(K):
-                        Bp[p, kk, j] = col[kk]
-                j += 1
-                if j == NR:
-                    p, j = p + 1, 0
+    if W.strides[1] <= W.strides[0]:  # along W's rows, as they lie in memory
+        for k in range(K):
+            for p in range(Bp.shape[0]):
+                row = W[k, p * NR:(p + 1) * NR]
+                Bp[p, k, :row.shape[0]] = row
+    else:  # a transposed view: down its columns
+        for j in range(N):
+            Bp[j // NR, :, j % NR] = W[:, j]
     return Bp
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from charrnn.layers import FAST, ONE, tanh
-from charrnn.native import add_gate_columns, barrier
+from charrnn.native import add_gate_columns, barrier, gate_columns
 from charrnn.packed import mul, pack
 
 
@@ -25,7 +25,7 @@ def rnn_forward(h, xw, Wh, h0, ctx, s0, s1, u0, u1):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias;
     Wh: (H, H); h0: (N, H); ctx: see native.py. Streams s0..s1, units u0..u1."""
     T, N, H = xw.shape
-    Wp = pack(Wh, H, u0, u1)
+    Wp = pack(gate_columns(Wh, H, u0, u1))
     a = np.empty((s1 - s0, u1 - u0), dtype=xw.dtype)
     for t in range(T):
         mul(h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
@@ -49,7 +49,7 @@ def rnn_backward(da, db, dh0, dh, h, Wh, ctx, s0, s1, u0, u1):
     Streams s0..s1, units u0..u1."""
     T, N, H = da.shape
     U = u1 - u0
-    WTp = pack(Wh[u0:u1].T, U, 0, U)  # this part's columns of Wh^T (H, U)
+    WTp = pack(Wh[u0:u1].T)  # this part's columns of Wh^T (H, U)
     dh_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # min-char-rnn's dhnext
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):

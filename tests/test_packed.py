@@ -7,16 +7,21 @@ from charrnn import packed
 
 
 def test_pack_known_answer():
-    """Units 1..3 of each of two blocks of H = 5 columns are columns 1, 2, 6, 7; the
-    panel is zero beyond them, and a transposed view packs the same."""
+    """Units 1..3 of each of two blocks of H = 5 columns (gate_columns' share) are
+    columns 1, 2, 6, 7; their panel is zero beyond them, and their transposed view
+    packs the same. 70 columns make panels of 32, 32 and 6."""
+    from charrnn.native import gate_columns
     W = np.arange(30, dtype=np.float64).reshape(3, 10)
-    Bp = packed.pack(W, 5, 1, 3)
+    share = gate_columns(W, 5, 1, 3)
+    Bp = packed.pack(share)
     assert Bp.shape == (1, 3, packed.NR)
     np.testing.assert_array_equal(Bp[0, :, :4], W[:, [1, 2, 6, 7]])
     assert not Bp[0, :, 4:].any()
-    np.testing.assert_array_equal(packed.pack(np.ascontiguousarray(W.T).T, 5, 1, 3), Bp)
-    wide = packed.pack(np.ones((2, 70)), 70, 0, 70)  # 70 columns: panels of 32, 32, 6
-    assert wide.shape == (3, 2, 32) and wide.sum() == 2 * 70 and not wide[2, :, 6:].any()
+    np.testing.assert_array_equal(packed.pack(np.ascontiguousarray(share.T).T), Bp)
+    wide = packed.pack(np.arange(140.0).reshape(2, 70))
+    assert wide.shape == (3, 2, 32) and not wide[2, :, 6:].any()
+    np.testing.assert_array_equal(np.concatenate(list(wide), axis=1)[:, :70],
+                                  np.arange(140.0).reshape(2, 70))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -31,7 +36,7 @@ def test_mul_matches_numpy(dtype, M, K, N):
     B = rng.standard_normal((K, N)).astype(dtype)
     ref = a.astype(np.float64) @ B.astype(np.float64)
     tol = (1e-12 if dtype == np.float64 else 1e-5) * np.sqrt(K)
-    Bp = packed.pack(B, N, 0, N)
+    Bp = packed.pack(B)
     out = np.full((M, N), np.nan, dtype=dtype)
     packed.mul(a, Bp, out)
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
@@ -44,4 +49,4 @@ def test_mul_matches_numpy(dtype, M, K, N):
 def test_mul_needs_rows_of_adjacent_elements():
     a = np.ones((8, 8))[::2, ::2]
     with pytest.raises(ValueError, match="adjacent"):
-        packed.mul(a, packed.pack(np.ones((4, 3)), 3, 0, 3), np.empty((4, 3)))
+        packed.mul(a, packed.pack(np.ones((4, 3))), np.empty((4, 3)))
