@@ -10,7 +10,7 @@ Python side streams each chunk out as soon as it is made.
 Randomness comes in as coins: uniform numbers drawn by the caller from seeded
 generators (one per sample), so the same seed gives the same text.
 
-Layers of 256 units or more are split by units across the cores (threads.py):
+Layers wide enough are split by units across the cores (threads.py):
 each thread advances its units of every layer, reading only their columns of the
 weights, and the threads meet at barriers; one of them draws the characters.
 
@@ -260,11 +260,12 @@ class Sampler:
         self.Wy, self.by = f32["out.W"], f32["out.b"]
         self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs,
                         self.Whs, self.bs, self.bhns)
-        # sample_chunk splits a layer of 256 units or more across the cores by units
-        # (threads.py): each thread reads only its units' columns of the
+        # sample_chunk splits large layers (a 2x128 LSTM's and up) across the cores
+        # by units (threads.py): each thread reads only its units' columns of the
         # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
         # 2x the characters per second; 2x256: its share stays in the core's cache)
-        units = threads.unit_ranges(H, threads.SAMPLE_MIN_UNITS)
+        read = self.Whs.nbytes + self.Wxs[1:].nbytes + self.Wy.nbytes  # a character's weights
+        units = threads.sample_unit_ranges(H, read)
         if units is None:  # one thread: the whole weights, not a copy of them
             self.parts = [self.weights + (0, H)]
             return

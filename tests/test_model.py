@@ -282,18 +282,22 @@ def test_wide_layers_directional_derivative(kind, split, monkeypatch):
 
 
 def test_split_setting(monkeypatch):
-    """Units from 256 a thread in training (128 in sampling), streams below;
-    CHARRNN_SPLIT overrides the choice between the two splits."""
+    """Units from 256 a thread in training (in sampling from SAMPLE_MIN_BYTES of
+    weights), streams below; CHARRNN_SPLIT overrides the choice between the two splits."""
     from charrnn import threads
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setenv("CHARRNN_THREADS", "2")
     assert threads.unit_ranges(512) == [(0, 256), (256, 512)] and threads.unit_ranges(300) is None
     assert threads.step_ranges(50, 512) is None and threads.step_ranges(50, 300) == [(0, 25), (25, 50)]
-    assert threads.unit_ranges(256, threads.SAMPLE_MIN_UNITS) == [(0, 128), (128, 256)]
+    least = threads.SAMPLE_MIN_BYTES
+    assert threads.sample_unit_ranges(128, least) == [(0, 64), (64, 128)]
+    assert threads.sample_unit_ranges(128, least - 1) is None
     monkeypatch.setenv("CHARRNN_SPLIT", "streams")
     assert threads.unit_ranges(512) is None and threads.step_ranges(50, 512) == [(0, 25), (25, 50)]
+    assert threads.sample_unit_ranges(128, 10 * least) is None
     monkeypatch.setenv("CHARRNN_SPLIT", "units")
     assert threads.unit_ranges(200) == [(0, 100), (100, 200)] and threads.unit_ranges(1) is None
+    assert threads.sample_unit_ranges(128, 0) == [(0, 64), (64, 128)]
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])

@@ -44,12 +44,13 @@ def test_updates_match_the_float64_reference(name, dtype):
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad", "sgd"])
 def test_updates_split_across_threads_are_the_same(name, monkeypatch):
-    """A buffer of 200,000 parameters is updated in 3 ranges by 3 threads (each of
-    at least 65,536): the result equals one thread's, bit for bit, and the
-    optimizer's own buffers too."""
+    """A buffer of 3 * SPLIT_ROWS + 5 parameters is updated in 3 ranges by 3 threads
+    (each of at least SPLIT_ROWS): the result equals one thread's, bit for bit, and
+    the optimizer's own buffers too."""
     from charrnn import threads
+    from charrnn.optim import SPLIT_ROWS
     rng = np.random.default_rng(1)
-    w0 = rng.normal(size=200_000).astype(np.float32)
+    w0 = rng.normal(size=3 * SPLIT_ROWS + 5).astype(np.float32)
     grads = [rng.normal(size=w0.size).astype(np.float32) for _ in range(3)]
     out, run = {}, threads.run
     for P in ("1", "3"):

@@ -83,7 +83,7 @@ def test_units_split_across_threads_gives_the_same_text(kind, P, monkeypatch):
     assert len(one.parts) == 1
     monkeypatch.setenv("CHARRNN_THREADS", str(P))
     monkeypatch.setattr(threads, "cores", lambda: P)
-    monkeypatch.setattr(threads, "SAMPLE_MIN_UNITS", 1)
+    monkeypatch.setattr(threads, "SAMPLE_MIN_BYTES", 0)
     split = Sampler(cfg, p, VOCAB)
     assert [part[-2:] for part in split.parts] == [(k * 8 // P, (k + 1) * 8 // P) for k in range(P)]
     got = generate(split, prime, 60, greedy=True)[:, 0].tolist()
