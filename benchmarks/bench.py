@@ -149,6 +149,60 @@ def child_big_corpus(path, steps):
             "chars": len(corpus[0]), "dtype": str(corpus[0].dtype)}
 
 
+def sample_weight_bytes(kind, H, V=65):
+    """float32 bytes of weights that sampling a character reads, 2 layers: both Wh, the
+    second layer's Wx and the output projection (the first layer's input is a table row)."""
+    G = GATES[kind] * H
+    return 4 * (3 * H * G + H * V)
+
+
+def child_read_rate(kind, H):
+    """How fast the sampler's products alone run: each thread of the sampler's split
+    (threads.sample_unit_ranges) multiplies one row by its share of every weight
+    matrix a character reads, with the same sgemv calls, again and again, without
+    the cells, the draw or the meetings. Returns the characters/s that makes and the
+    rate (GB/s) at which it reads the weights: sampling reads every weight once a
+    character, so its chars/s cannot exceed this."""
+    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
+    import numpy as np
+    from numba import njit
+    from charrnn import threads
+    from charrnn.model import ModelConfig, carve, init_params
+    from charrnn.native import gemm, new_ctx
+    from charrnn.sample import Sampler
+
+    @njit(nogil=True)
+    def products(ctx, Wxs, Whs, Wy, reps):
+        x = np.ones((1, Whs.shape[1]), np.float32)
+        a = np.empty((1, Whs.shape[2]), np.float32)
+        y = np.empty((1, Wy.shape[1]), np.float32)
+        for _ in range(reps):
+            for l in range(Whs.shape[0]):
+                if l > 0:
+                    gemm(ctx, x, Wxs[l], a)
+                gemm(ctx, x, Whs[l], a)
+            if Wy.shape[0]:
+                gemm(ctx, x, Wy, y)
+    cfg = ModelConfig(kind=kind, vocab_size=65, hidden=H, layers=2, embed=H)
+    s = Sampler(cfg, carve(init_params(cfg, np.random.default_rng(0)), cfg),
+                [chr(32 + i) for i in range(65)])
+    none = np.zeros((0, 65), np.float32)  # the output layer is the first thread's alone
+    shares = [(part[3], part[4], s.Wy if i == 0 else none) for i, part in enumerate(s.parts)]
+    reps = max(10, int(4e8 / sample_weight_bytes(kind, H)))
+
+    def run(i, n):
+        products(new_ctx(1), *shares[i], n)
+    threads.parallel(run, (), [(i, 10) for i in range(len(shares))])  # compile, warm caches
+    rates = []
+    for _ in range(5):
+        t = time.perf_counter()
+        threads.parallel(run, (), [(i, reps) for i in range(len(shares))])
+        rates.append(reps / (time.perf_counter() - t))
+    cps = statistics.median(rates)
+    return {"threads": len(shares), "chars_s": cps,
+            "GBps": cps * sample_weight_bytes(kind, H) / 1e9}
+
+
 def child_num_samples(counts, chars):
     """Aggregate sampling chars/s of a 2x128 LSTM for each --num-samples in counts."""
     import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
@@ -211,6 +265,9 @@ def main():
     if args.child and args.child[0] == "samples":
         print(json.dumps(child_num_samples([1, 4, 16, 64], 2000)))
         return
+    if args.child and args.child[0] == "read":
+        print(json.dumps(child_read_rate(args.child[1], int(args.child[2]))))
+        return
     if args.child and args.child[0] == "big":
         print(json.dumps(child_big_corpus(args.child[1], int(args.child[2]))))
         return
@@ -229,6 +286,7 @@ def main():
     print(head + (" train ratio | sample ratio |" if args.peer else ""))
     print("|" + "---|" * (head.count("|") - 1 + (2 if args.peer else 0)))
     chars = 50 * 50 * args.steps
+    sampled = {}  # (kind, H): (charrnn's sample chars/s, the peer's)
     for kind in args.models:
         for H in args.hidden:
             runs = {i: [] for i in impls}
@@ -243,6 +301,7 @@ def main():
                 flops = 2 * 3 * 2 * H * GATES[kind] * H * 2 * chars
                 rows[impl] = (chars / tr, tr / args.steps * 1e3, flops / tr / 1e9,
                               args.sample_chars / sa, rss)
+            sampled[kind, H] = [rows[impl][3] for impl in impls]
             for impl in impls:
                 cps, ms, gf, scps, rss = rows[impl]
                 line = (f"| {kind} 2x{H} | {impl} | {cps:,.0f} | {ms:.1f} | {gf:.1f} | "
@@ -252,6 +311,19 @@ def main():
                              f"{paired(runs, args.peer, 'sample_s')} |" if impl == "charrnn"
                              else " | |")
                 print(line, flush=True)
+    print("\nSampling reads every weight once a character. Its products alone (the sampler's "
+          "sgemv calls on each thread's share, without cells, draws or meetings) bound its speed:")
+    print("| model | weights a char | threads | products alone chars/s | read GB/s | charrnn "
+          "chars/s | of the bound |" + (" 20x the peer reads GB/s |" if args.peer else ""))
+    print("|" + "---|" * (7 + bool(args.peer)))
+    for (kind, H), rates in sampled.items():
+        p = subprocess.run([sys.executable, __file__, "--child", "read", kind, str(H)],
+                           capture_output=True, text=True, check=True)
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        nbytes = sample_weight_bytes(kind, H)
+        line = (f"| {kind} 2x{H} | {nbytes / 1e6:.2f} MB | {r['threads']} | {r['chars_s']:,.0f} | "
+                f"{r['GBps']:.0f} | {rates[0]:,.0f} | {rates[0] / r['chars_s']:.0%} |")
+        print(line + (f" {20 * rates[1] * nbytes / 1e9:.0f} |" if args.peer else ""), flush=True)
     p = subprocess.run([sys.executable, __file__, "--child", "samples"], capture_output=True,
                        text=True, check=True)
     rates = json.loads(p.stdout.strip().splitlines()[-1])

@@ -91,8 +91,8 @@ def test_units_split_across_threads_gives_the_same_text(kind, P, monkeypatch):
     np.testing.assert_array_equal(generate(split, prime, 80, num_samples=3, seed=7, temperature=1.2),
                                   generate(one, prime, 80, num_samples=3, seed=7, temperature=1.2))
     # chunks of odd lengths end with the state in the split's spare buffer, copied back
-    np.testing.assert_array_equal(generate(split, prime, 80, seed=3, chunk=7),
-                                  generate(one, prime, 80, seed=3, chunk=7))
+    np.testing.assert_array_equal(generate(split, prime, 80, seed=3, chunk=7, flush_s=0),
+                                  generate(one, prime, 80, seed=3, chunk=7, flush_s=0))
 
 
 def test_argmax_is_deterministic_and_ignores_seed():
@@ -114,12 +114,17 @@ def test_same_seed_same_text_different_seed_different_text():
 
 
 def test_chunking_does_not_change_the_text():
+    """Chunks of 7 that stay 7 (each took longer than flush_s = 0) or double (each
+    took less than an infinite flush_s) make the same texts as the default chunks."""
     cfg, p = make(scale=0.3)
     s = Sampler(cfg, p, VOCAB)
     for n in (1, 3):
         a = generate(s, [1, 2], 150, num_samples=n, seed=5)
-        b = generate(s, [1, 2], 150, num_samples=n, seed=5, chunk=7)
-        assert a.shape == (150, n) and np.array_equal(a, b)
+        for flush_s, sizes in ((0.0, [7] * 21 + [3]), (float("inf"), [7, 14, 28, 56, 45])):
+            chunks = list(s.generate(np.array([1, 2]), 150, num_samples=n, seed=5, chunk=7,
+                                     flush_s=flush_s))
+            assert [c.shape[0] for c in chunks] == sizes
+            assert a.shape == (150, n) and np.array_equal(a, np.concatenate(chunks))
 
 
 def test_top_k_1_equals_argmax():
