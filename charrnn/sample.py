@@ -269,7 +269,7 @@ class Sampler:
         self.Wy, self.by = f32["out.W"], f32["out.b"]
         self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs,
                         self.Whs, self.bs, self.bhns)
-        # sample_chunk splits large layers (a 2x128 LSTM's and up) across the cores
+        # sample_chunk splits large layers (a 2x128 GRU's and up) across the cores
         # by units (threads.py): each thread reads only its units' columns of the
         # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
         # 2x the characters per second; 2x256: its share stays in the core's cache)

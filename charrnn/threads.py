@@ -38,7 +38,7 @@ _pool, _pool_size = None, 0
 # split by units when every thread gets at least this many units in training, and
 # in sampling when a character reads this many bytes of weights (see the top of this file)
 MIN_UNITS = 256
-SAMPLE_MIN_BYTES = 640 << 10
+SAMPLE_MIN_BYTES = 384 << 10
 
 
 def cores():
@@ -100,9 +100,10 @@ def sample_unit_ranges(H, weight_bytes):
     """unit_ranges for the sampler, which reads weight_bytes of weights a character:
     split when they are SAMPLE_MIN_BYTES or more. A split halves each core's reading
     and adds three meetings a character. Measured at 2 threads, characters/s split
-    against not: 2x128 LSTM (820 KB) 1.15x, 2x256 RNN (850 KB) 1.09x, 2x256 GRU
-    (2.4 MB, more than one core's L2) 2.3x; 2x128 GRU (620 KB) 0.98x, 2x128 RNN
-    (210 KB) 0.68x."""
+    against not (in one process, alternating, medians of 8): 2x128 LSTM (820 KB)
+    1.46x, 2x256 RNN (850 KB) 1.19-1.24x, 2x128 GRU (610 KB) 1.30-1.33x, 2x96 LSTM
+    (460 KB) 1.12x; 2x160 RNN (340 KB) 0.87-0.98x, 2x64 LSTM (210 KB) 0.88-0.95x,
+    2x128 RNN (220 KB) 0.71x."""
     return unit_ranges(H, 1 if weight_bytes >= SAMPLE_MIN_BYTES else H + 1)
 
 
