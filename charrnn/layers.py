@@ -54,7 +54,7 @@ def _tanh(x):
 # polynomial (under 3 ulp in all); 2^n made by placing n + 127 in a float32's exponent
 # bits. Clamped to [-87, 88], where 2^n stays a normal float: softmax takes it at
 # x - max <= 0, where e^-87 (1.6e-38) against a sum of at least 1 is zero.
-_EXP_LO, _EXP_HI = np.float32(-87.0), np.float32(88.0)
+EXP_LO, EXP_HI = np.float32(-87.0), np.float32(88.0)
 _LOG2E = np.float32(1.44269504088896341)
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2, in two parts
 _P = [np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
@@ -80,7 +80,7 @@ def exp(x):
 def _exp(x):
     if x == types.float32:
         def exp_f32(x):
-            x = min(max(x, _EXP_LO), _EXP_HI)
+            x = min(max(x, EXP_LO), EXP_HI)
             n = np.floor(x * _LOG2E + HALF)
             r = x - n * _LN2_HI - n * _LN2_LO
             p = ((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5

@@ -127,6 +127,24 @@ def test_chunking_does_not_change_the_text():
             assert a.shape == (150, n) and np.array_equal(a, np.concatenate(chunks))
 
 
+def test_softmax_weights_match_float64_exp():
+    """The draw's weights, float32 exp against numpy's float64: within 1e-6 relative
+    and the rounding of the exponent x to float32 (|x| 2^-24), 0 below the top_k floor
+    and below e^-87 (a logit 61 or more under the largest at temperature 0.7)."""
+    from charrnn.sample import softmax_weights
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal(65) * 8).astype(np.float32)
+    logits[:3] = -200.0
+    x = (logits.astype(np.float64) - logits.max()) / 0.7
+    for floor, kept in ((-np.inf, 62), (np.sort(logits)[-20], 20)):
+        probs = np.empty(65)
+        total = softmax_weights(logits, logits.max(), 0.7, floor, probs)
+        want = np.where((logits >= floor) & (x > -87), np.exp(x), 0.0)
+        assert (probs[:3] == 0).all() and (probs > 0).sum() == kept
+        assert (np.abs(probs - want) <= want * (1e-6 + np.abs(x) * 2.0 ** -24)).all()
+        assert total == pytest.approx(want.sum(), rel=1e-6)
+
+
 def test_top_k_1_equals_argmax():
     cfg, p = make()
     s = Sampler(cfg, p, VOCAB)
