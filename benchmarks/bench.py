@@ -69,7 +69,8 @@ def child_charrnn(kind, H, steps, warmup, sample_chars):
     for _ in s.generate(prime, sample_chars, seed=0):
         pass
     sample_s = time.perf_counter() - t
-    return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb()}
+    return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb(),
+            "products_s": products_alone_seconds(s, sample_chars), "threads": len(s.parts)}
 
 
 def child_torch(kind, H, steps, warmup, sample_chars):
@@ -130,7 +131,8 @@ def child_torch(kind, H, steps, warmup, sample_chars):
         t = time.perf_counter()
         sample(sample_chars)
         sample_s = time.perf_counter() - t
-    return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb()}
+    return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb(),
+            "products_s": products_alone_seconds(s, sample_chars), "threads": len(s.parts)}
 
 
 def child_big_corpus(path, steps):
@@ -156,20 +158,16 @@ def sample_weight_bytes(kind, H, V=65):
     return 4 * (3 * H * G + H * V)
 
 
-def child_read_rate(kind, H):
-    """How fast the sampler's products alone run: each thread of the sampler's split
-    (threads.sample_unit_ranges) multiplies one row by its share of every weight
-    matrix a character reads, with the same sgemv calls, again and again, without
-    the cells, the draw or the meetings. Returns the characters/s that makes and the
-    rate (GB/s) at which it reads the weights: sampling reads every weight once a
-    character, so its chars/s cannot exceed this."""
-    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
+def products_alone_seconds(sampler, chars):
+    """Seconds that the sampler's products alone take for chars characters: each
+    thread of its split (threads.sample_unit_ranges) multiplies one row by its share
+    of every weight matrix a character reads, with the same sgemv calls, without the
+    cells, the draws or the meetings. Sampling reads every weight once a character,
+    so it cannot run faster than this."""
     import numpy as np
     from numba import njit
     from charrnn import threads
-    from charrnn.model import ModelConfig, carve, init_params
     from charrnn.native import gemm, new_ctx
-    from charrnn.sample import Sampler
 
     @njit(nogil=True)
     def products(ctx, Wxs, Whs, Wy, reps):
@@ -183,24 +181,16 @@ def child_read_rate(kind, H):
                 gemm(ctx, x, Whs[l], a)
             if Wy.shape[0]:
                 gemm(ctx, x, Wy, y)
-    cfg = ModelConfig(kind=kind, vocab_size=65, hidden=H, layers=2, embed=H)
-    s = Sampler(cfg, carve(init_params(cfg, np.random.default_rng(0)), cfg),
-                [chr(32 + i) for i in range(65)])
-    none = np.zeros((0, 65), np.float32)  # the output layer is the first thread's alone
-    shares = [(part[3], part[4], s.Wy if i == 0 else none) for i, part in enumerate(s.parts)]
-    reps = max(10, int(4e8 / sample_weight_bytes(kind, H)))
+    none = np.zeros((0, sampler.Wy.shape[1]), np.float32)  # the first thread's alone
+    shares = [(part[3], part[4], sampler.Wy if i == 0 else none)
+              for i, part in enumerate(sampler.parts)]
 
     def run(i, n):
         products(new_ctx(1), *shares[i], n)
     threads.parallel(run, (), [(i, 10) for i in range(len(shares))])  # compile, warm caches
-    rates = []
-    for _ in range(5):
-        t = time.perf_counter()
-        threads.parallel(run, (), [(i, reps) for i in range(len(shares))])
-        rates.append(reps / (time.perf_counter() - t))
-    cps = statistics.median(rates)
-    return {"threads": len(shares), "chars_s": cps,
-            "GBps": cps * sample_weight_bytes(kind, H) / 1e9}
+    t = time.perf_counter()
+    threads.parallel(run, (), [(i, chars) for i in range(len(shares))])
+    return time.perf_counter() - t
 
 
 def child_num_samples(counts, chars):
@@ -265,9 +255,6 @@ def main():
     if args.child and args.child[0] == "samples":
         print(json.dumps(child_num_samples([1, 4, 16, 64], 2000)))
         return
-    if args.child and args.child[0] == "read":
-        print(json.dumps(child_read_rate(args.child[1], int(args.child[2]))))
-        return
     if args.child and args.child[0] == "big":
         print(json.dumps(child_big_corpus(args.child[1], int(args.child[2]))))
         return
@@ -286,7 +273,7 @@ def main():
     print(head + (" train ratio | sample ratio |" if args.peer else ""))
     print("|" + "---|" * (head.count("|") - 1 + (2 if args.peer else 0)))
     chars = 50 * 50 * args.steps
-    sampled = {}  # (kind, H): (charrnn's sample chars/s, the peer's)
+    sampled = {}  # (kind, H): charrnn's runs, the peer's sample chars/s
     for kind in args.models:
         for H in args.hidden:
             runs = {i: [] for i in impls}
@@ -301,7 +288,7 @@ def main():
                 flops = 2 * 3 * 2 * H * GATES[kind] * H * 2 * chars
                 rows[impl] = (chars / tr, tr / args.steps * 1e3, flops / tr / 1e9,
                               args.sample_chars / sa, rss)
-            sampled[kind, H] = [rows[impl][3] for impl in impls]
+            sampled[kind, H] = runs["charrnn"], rows[impls[-1]][3]
             for impl in impls:
                 cps, ms, gf, scps, rss = rows[impl]
                 line = (f"| {kind} 2x{H} | {impl} | {cps:,.0f} | {ms:.1f} | {gf:.1f} | "
@@ -311,19 +298,20 @@ def main():
                              f"{paired(runs, args.peer, 'sample_s')} |" if impl == "charrnn"
                              else " | |")
                 print(line, flush=True)
-    print("\nSampling reads every weight once a character. Its products alone (the sampler's "
-          "sgemv calls on each thread's share, without cells, draws or meetings) bound its speed:")
+    print("\nSampling reads every weight once a character. The sampler's products alone (its "
+          "sgemv calls on each thread's share of the weights, without cells, draws or meetings, "
+          "timed in the same processes right after the sampler) bound its speed:")
     print("| model | weights a char | threads | products alone chars/s | read GB/s | charrnn "
-          "chars/s | of the bound |" + (" 20x the peer reads GB/s |" if args.peer else ""))
+          "chars/s | of the bound |" + (" 20x the peer needs GB/s |" if args.peer else ""))
     print("|" + "---|" * (7 + bool(args.peer)))
-    for (kind, H), rates in sampled.items():
-        p = subprocess.run([sys.executable, __file__, "--child", "read", kind, str(H)],
-                           capture_output=True, text=True, check=True)
-        r = json.loads(p.stdout.strip().splitlines()[-1])
+    for (kind, H), (runs, peer_cps) in sampled.items():
         nbytes = sample_weight_bytes(kind, H)
-        line = (f"| {kind} 2x{H} | {nbytes / 1e6:.2f} MB | {r['threads']} | {r['chars_s']:,.0f} | "
-                f"{r['GBps']:.0f} | {rates[0]:,.0f} | {rates[0] / r['chars_s']:.0%} |")
-        print(line + (f" {20 * rates[1] * nbytes / 1e9:.0f} |" if args.peer else ""), flush=True)
+        bound = args.sample_chars / statistics.median(r["products_s"] for r in runs)
+        got = args.sample_chars / statistics.median(r["sample_s"] for r in runs)
+        share = statistics.median(r["products_s"] / r["sample_s"] for r in runs)
+        line = (f"| {kind} 2x{H} | {nbytes / 1e6:.2f} MB | {runs[0]['threads']} | {bound:,.0f} | "
+                f"{bound * nbytes / 1e9:.0f} | {got:,.0f} | {share:.0%} |")
+        print(line + (f" {20 * peer_cps * nbytes / 1e9:.0f} |" if args.peer else ""), flush=True)
     p = subprocess.run([sys.executable, __file__, "--child", "samples"], capture_output=True,
                        text=True, check=True)
     rates = json.loads(p.stdout.strip().splitlines()[-1])
