@@ -15,6 +15,9 @@ V rows of the embedding by Wx, not every character's), so its GFLOP/s is per the
 model, not per arithmetic done. The results are medians over --repeats runs; charrnn and
 the peer alternate, and a ratio is the median of the ratios of each pair of runs made one
 after the other (with their range), so the noise of a shared machine hits both alike.
+A second table times the sampler's products alone, right after the sampler in the same
+processes (products_alone_seconds): a sampled character reads every weight once, so they
+bound how fast sampling can go.
 """
 import argparse
 import json
