@@ -143,6 +143,10 @@ def test_softmax_weights_match_float64_exp():
         assert (probs[:3] == 0).all() and (probs > 0).sum() == kept
         assert (np.abs(probs - want) <= want * (1e-6 + np.abs(x) * 2.0 ** -24)).all()
         assert total == pytest.approx(want.sum(), rel=1e-6)
+    # a temperature so small that its reciprocal overflows still leaves the largest alone
+    probs = np.empty(65)
+    assert softmax_weights(logits, logits.max(), 1e-310, -np.inf, probs) == 1.0
+    assert probs[np.argmax(logits)] == 1.0 and (probs > 0).sum() == 1
 
 
 def test_top_k_1_equals_argmax():
