@@ -103,7 +103,9 @@ def sample_unit_ranges(H, weight_bytes):
     against not (in one process, alternating, medians of 8): 2x128 LSTM (820 KB)
     1.46x, 2x256 RNN (850 KB) 1.19-1.24x, 2x128 GRU (610 KB) 1.30-1.33x, 2x96 LSTM
     (460 KB) 1.12x; 2x160 RNN (340 KB) 0.87-0.98x, 2x64 LSTM (210 KB) 0.88-0.95x,
-    2x128 RNN (220 KB) 0.71x."""
+    2x128 RNN (220 KB) 0.71x. Not quite a rule of bytes: a 2x96 GRU (350 KB) split ran
+    1.29x and is left on one thread; gate columns a thread did worse (a 2x64 LSTM's 128
+    lost, a 2x96 GRU's 144 won)."""
     return unit_ranges(H, 1 if weight_bytes >= SAMPLE_MIN_BYTES else H + 1)
 
 
