@@ -73,7 +73,8 @@ def child_charrnn(kind, H, steps, warmup, sample_chars):
         pass
     sample_s = time.perf_counter() - t
     return {"train_s": train_s, "sample_s": sample_s, "rss_mb": peak_rss_mb(),
-            "products_s": products_alone_seconds(s, sample_chars), "threads": len(s.parts)}
+            "products_s": products_alone_seconds(s, sample_chars), "threads": len(s.parts),
+            "weight_bytes": s.weight_bytes}
 
 
 def child_torch(kind, H, steps, warmup, sample_chars):
@@ -151,13 +152,6 @@ def child_big_corpus(path, steps):
     run.validate()
     return {"read_MB_s": os.path.getsize(path) / read_s / 1e6, "rss_mb": peak_rss_mb(),
             "chars": len(corpus[0]), "dtype": str(corpus[0].dtype)}
-
-
-def sample_weight_bytes(kind, H, V=65):
-    """float32 bytes of weights that sampling a character reads, 2 layers: both Wh, the
-    second layer's Wx and the output projection (the first layer's input is a table row)."""
-    G = GATES[kind] * H
-    return 4 * (3 * H * G + H * V)
 
 
 def products_alone_seconds(sampler, chars):
@@ -307,7 +301,7 @@ def main():
           "chars/s | of the bound |" + (" 20x the peer needs GB/s |" if args.peer else ""))
     print("|" + "---|" * (7 + bool(args.peer)))
     for (kind, H), (runs, peer_cps) in sampled.items():
-        nbytes = sample_weight_bytes(kind, H)
+        nbytes = runs[0]["weight_bytes"]
         bound = args.sample_chars / statistics.median(r["products_s"] for r in runs)
         got = args.sample_chars / statistics.median(r["sample_s"] for r in runs)
         share = statistics.median(r["products_s"] / r["sample_s"] for r in runs)

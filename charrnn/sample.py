@@ -287,8 +287,9 @@ class Sampler:
         # by units (threads.py): each thread reads only its units' columns of the
         # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
         # 2x the characters per second; 2x256: its share stays in the core's cache)
-        read = self.Whs.nbytes + self.Wxs[1:].nbytes + self.Wy.nbytes  # a character's weights
-        units = threads.sample_unit_ranges(H, read)
+        # the bytes of weights a character reads: every Wh, the Wx above layer 0, out.W
+        self.weight_bytes = self.Whs.nbytes + self.Wxs[1:].nbytes + self.Wy.nbytes
+        units = threads.sample_unit_ranges(H, self.weight_bytes)
         if units is None:  # one thread: the whole weights, not a copy of them
             self.parts = [self.weights + (0, H)]
             return

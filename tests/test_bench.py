@@ -16,16 +16,3 @@ def test_ratio_is_the_median_of_paired_ratios():
     assert bench.paired(runs, "torch", "t") == "1.30x (1.00-1.50)"
     assert bench.paired({"charrnn": [{"t": 2.0}], "torch": [{"t": 3.0}]}, "torch", "t") == "1.50x"
 
-
-def test_sample_weight_bytes_are_what_the_sampler_reads():
-    """The ceiling on sampling divides by the bytes of weights a character reads: the
-    count must be the sampler's own arrays (both Wh, layer 1's Wx, the output layer)."""
-    import numpy as np
-    from charrnn.model import ModelConfig, carve, init_params
-    from charrnn.sample import Sampler
-    for kind in ("rnn", "lstm", "gru"):
-        cfg = ModelConfig(kind=kind, vocab_size=65, hidden=24, layers=2, embed=24)
-        s = Sampler(cfg, carve(init_params(cfg, np.random.default_rng(0)), cfg),
-                    [chr(32 + i) for i in range(65)])
-        read = s.Whs.nbytes + s.Wxs[1:].nbytes + s.Wy.nbytes
-        assert bench.sample_weight_bytes(kind, 24) == read

@@ -149,6 +149,17 @@ def test_softmax_weights_match_float64_exp():
     assert probs[np.argmax(logits)] == 1.0 and (probs > 0).sum() == 1
 
 
+def test_weight_bytes_are_what_a_character_reads():
+    """The bytes of weights a sampled character reads (the split's threshold, and
+    bench.py's bound on sampling): 2 layers, both Wh (H, G), layer 1's Wx (H, G) and
+    the output layer (H, V), in float32; layer 0's input is a table row."""
+    for kind, gates in (("rnn", 1), ("lstm", 4), ("gru", 3)):
+        cfg = ModelConfig(kind=kind, vocab_size=65, hidden=24, layers=2, embed=24)
+        s = Sampler(cfg, model.carve(model.init_params(cfg, np.random.default_rng(0)), cfg),
+                    [chr(32 + i) for i in range(65)])
+        assert s.weight_bytes == 4 * (3 * 24 * gates * 24 + 24 * 65)
+
+
 def test_top_k_1_equals_argmax():
     cfg, p = make()
     s = Sampler(cfg, p, VOCAB)
