@@ -148,15 +148,15 @@ def _cell_forward(kind, xw, Wh, s0, bhn):
     H = Wh.shape[0]
     h = np.empty((T, N, H), dtype=xw.dtype)
     if kind == "rnn":
-        threads.recurrence(rnn_forward, N, H, h, xw, Wh, s0[0])
+        threads.recurrence(rnn_forward, N, H, G, h, xw, Wh, s0[0])
         return h, (h,), h[-1][None]
     gates = np.empty((T, N, G), dtype=xw.dtype)
     if kind == "lstm":
         c = np.empty((T, N, H), dtype=xw.dtype)
-        threads.recurrence(lstm_forward, N, H, h, c, gates, xw, Wh, s0[0], s0[1])
+        threads.recurrence(lstm_forward, N, H, G, h, c, gates, xw, Wh, s0[0], s0[1])
         return h, (gates, c), np.stack([h[-1], c[-1]])
     ahn = np.empty((T, N, H), dtype=xw.dtype)
-    threads.recurrence(gru_forward, N, H, h, gates, ahn, xw, Wh, bhn, s0[0])
+    threads.recurrence(gru_forward, N, H, G, h, gates, ahn, xw, Wh, bhn, s0[0])
     return h, (gates, ahn, h), h[-1][None]
 
 
@@ -179,7 +179,7 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
     """Accumulates the gradients of every parameter into the views g, given
     dlogits (T*N, V) and what forward saved. state is the state forward started from."""
     T, N = ids.shape
-    H = cfg.hidden
+    H, G = cfg.hidden, GATES[cfg.kind] * cfg.hidden
     M = T * N
     top = caches[-1][3].reshape(M, H)
     threads.matmul_tn_add(g["out.W"], top, dlogits)
@@ -194,14 +194,14 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
         db = np.zeros((N, da.shape[2]), dtype=da.dtype)  # per stream: no two threads share a row
         if cfg.kind == "rnn":
-            threads.recurrence(rnn_backward, N, H, da, db, ds0[0], dh, h, Wh)
+            threads.recurrence(rnn_backward, N, H, G, da, db, ds0[0], dh, h, Wh)
         elif cfg.kind == "lstm":
-            threads.recurrence(lstm_backward, N, H, da, db, ds0[0], ds0[1], dh, saved[0], saved[1],
-                               state[l][1], Wh)
+            threads.recurrence(lstm_backward, N, H, G, da, db, ds0[0], ds0[1], dh, saved[0],
+                               saved[1], state[l][1], Wh)
         else:
             dah = np.empty_like(xw)
             dbhn = np.zeros((N, H), dtype=da.dtype)
-            threads.recurrence(gru_backward, N, H, da, dah, db, dbhn, ds0[0], dh, saved[0],
+            threads.recurrence(gru_backward, N, H, G, da, dah, db, dbhn, ds0[0], dh, saved[0],
                                saved[1], h, state[l][0], Wh)
             g[f"L{l}.bhn"] += dbhn.sum(axis=0)
         g[f"L{l}.b"] += db.sum(axis=0)
@@ -268,7 +268,7 @@ def _by_streams(cfg, fn, ids, targets, state, masks=None):
     """[fn(ids, targets, state, masks, s0) for each thread's streams s0..s1] (all of
     them when the step is not split by streams, see loss_and_grad), in order."""
     N = ids.shape[1]
-    parts = threads.step_ranges(N, cfg.hidden) or [(0, N)]
+    parts = threads.step_ranges(N, cfg.hidden, GATES[cfg.kind] * cfg.hidden) or [(0, N)]
     if len(parts) == 1:
         return [fn(ids, targets, state, masks, 0)]
     return threads.parallel(threads.alone(

@@ -10,9 +10,10 @@ in one of two ways:
   thread's own, of N/P streams; the recurrent ones read all of Wh.
 - by units (recurrence()): each thread computes its H/P hidden units (their columns
   of Wh) for all N streams, and the threads meet at a barrier after every step
-  (native.py). Twice the rows per GEMM against half the weights: for 256 units a
-  thread or more, the LSTM and GRU steps ran faster than split by streams (2x512:
-  1.08x and 1.04x); at 128 a thread, 1.1-1.3x slower. The sampler, one row per
+  (native.py). Twice the rows per GEMM against half the weights: with 256 units and
+  512 gate columns a thread or more, the step ran faster than split by streams (2x512
+  LSTM 1.05-1.08x, 2x1024 RNN 1.05x); with 128 units (2x256 LSTM) 1.1-1.3x slower,
+  and with 256 columns (2x512 RNN) 1.13-1.17x slower. The sampler, one row per
   step, splits by units when its weights are large enough (sample_unit_ranges):
   each core reads only its share of them.
 Where the units are split, the large products are cut by rows. The numba kernels
@@ -35,9 +36,10 @@ import numpy as np
 from charrnn.native import new_ctx
 
 _pool, _pool_size = None, 0
-# split by units when every thread gets at least this many units in training, and
-# in sampling when a character reads this many bytes of weights (see the top of this file)
-MIN_UNITS = 256
+# split by units in training when every thread gets at least MIN_UNITS units and
+# MIN_COLUMNS gate columns, and in sampling when a character reads SAMPLE_MIN_BYTES of
+# weights (see the top of this file)
+MIN_UNITS, MIN_COLUMNS = 256, 512
 SAMPLE_MIN_BYTES = 384 << 10
 
 
@@ -83,17 +85,23 @@ def parallel(fn, args, parts):
     return [first] + [f.result() for f in futures]
 
 
-def unit_ranges(H, min_units=None):
-    """The units of each thread when a layer of H units is split by units (one range
-    per core, each of min_units (MIN_UNITS) or more, or CHARRNN_SPLIT decides), or
-    None when not."""
+def _units(H, wide):
+    """One range of units per core when wide (or CHARRNN_SPLIT=units), else None
+    (also with CHARRNN_SPLIT=streams, or one core)."""
     P = min(count(), cores(), H)
     split = os.environ.get("CHARRNN_SPLIT", "")
-    if min_units is None:
-        min_units = MIN_UNITS
-    if P > 1 and (split == "units" or split != "streams" and H // P >= min_units):
+    if P > 1 and (split == "units" or split != "streams" and wide):
         return [(p * H // P, (p + 1) * H // P) for p in range(P)]
     return None
+
+
+def unit_ranges(H, G):
+    """The units of each thread when training's layers of H units and G gate columns
+    are split by units (MIN_UNITS and MIN_COLUMNS a thread, or CHARRNN_SPLIT decides),
+    or None when not. GRU 2x512 (768 columns a thread) stays split by units: it ran
+    from 0.93x to 1.04x split by units, against streams, in different hours."""
+    P = max(1, min(count(), cores()))
+    return _units(H, H // P >= MIN_UNITS and G // P >= MIN_COLUMNS)
 
 
 def sample_unit_ranges(H, weight_bytes):
@@ -106,13 +114,14 @@ def sample_unit_ranges(H, weight_bytes):
     2x128 RNN (220 KB) 0.71x. Not quite a rule of bytes: a 2x96 GRU (350 KB) split ran
     1.29x and is left on one thread; gate columns a thread did worse (a 2x64 LSTM's 128
     lost, a 2x96 GRU's 144 won)."""
-    return unit_ranges(H, 1 if weight_bytes >= SAMPLE_MIN_BYTES else H + 1)
+    return _units(H, weight_bytes >= SAMPLE_MIN_BYTES)
 
 
-def step_ranges(N, H):
+def step_ranges(N, H, G):
     """The streams of each thread when a training step is split by streams (whenever
-    its layers of H units are not split by units), or None for one thread."""
-    if unit_ranges(H) is not None:
+    its layers of H units and G gate columns are not split by units), or None for one
+    thread."""
+    if unit_ranges(H, G) is not None:
         return None
     parts = ranges(N, 1)
     return parts if len(parts) > 1 else None
@@ -130,13 +139,13 @@ def alone(fn):
     return part
 
 
-def recurrence(fn, N, H, *args):
-    """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams and
-    H units, split by units, or by streams (inside a part of a step split whole, one
+def recurrence(fn, N, H, G, *args):
+    """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams, H
+    units and G gate columns, split by units (see unit_ranges), or by streams (inside a part of a step split whole, one
     range; for a forward pass on its own, as evaluation's burn-in and inspect-cells
     run, up to count()). The split by units makes its threads wait for each other at
     every step, so it never runs more threads than there are cores."""
-    units = unit_ranges(H)
+    units = unit_ranges(H, G)
     if units:
         ctx = new_ctx(len(units))
         return parallel(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])

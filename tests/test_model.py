@@ -182,7 +182,7 @@ def test_streams_split_across_threads(kind, monkeypatch):
     from charrnn import threads
     monkeypatch.setenv("CHARRNN_THREADS", "3")
     assert len(threads.ranges(12, 4)) == 3
-    assert threads.step_ranges(12, 5) == [(0, 4), (4, 8), (8, 12)]
+    assert threads.step_ranges(12, 5, 20) == [(0, 4), (4, 8), (8, 12)]
     cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, N=12, T=3)
     p = model.carve(flat, cfg)
     logits, _, new_state = model.forward(cfg, p, ids, state, masks)
@@ -227,6 +227,7 @@ def test_units_split_across_threads(kind, P, monkeypatch):
     monkeypatch.setenv("CHARRNN_THREADS", str(P))
     monkeypatch.setattr(threads, "cores", lambda: P)
     monkeypatch.setattr(threads, "MIN_UNITS", 1)
+    monkeypatch.setattr(threads, "MIN_COLUMNS", 1)
     calls = []
     parallel = threads.parallel
     monkeypatch.setattr(threads, "parallel", lambda fn, args, parts: calls.append(parts) or
@@ -282,22 +283,33 @@ def test_wide_layers_directional_derivative(kind, split, monkeypatch):
 
 
 def test_split_setting(monkeypatch):
-    """Units from 256 a thread in training (in sampling from SAMPLE_MIN_BYTES of
-    weights), streams below; CHARRNN_SPLIT overrides the choice between the two splits."""
+    """In training, units from MIN_UNITS units and MIN_COLUMNS gate columns a thread
+    (2x512 LSTM and GRU, not 2x512 RNN nor 2x256 LSTM); in sampling from
+    SAMPLE_MIN_BYTES of weights; streams otherwise. CHARRNN_SPLIT overrides the choice."""
     from charrnn import threads
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setenv("CHARRNN_THREADS", "2")
-    assert threads.unit_ranges(512) == [(0, 256), (256, 512)] and threads.unit_ranges(300) is None
-    assert threads.step_ranges(50, 512) is None and threads.step_ranges(50, 300) == [(0, 25), (25, 50)]
+    assert (threads.MIN_UNITS, threads.MIN_COLUMNS) == (256, 512)
+    assert threads.unit_ranges(512, 4 * 512) == [(0, 256), (256, 512)]
+    assert threads.unit_ranges(512, 3 * 512) == [(0, 256), (256, 512)]
+    assert threads.unit_ranges(512, 512) is None
+    assert threads.unit_ranges(1024, 1024) == [(0, 512), (512, 1024)]
+    assert threads.unit_ranges(300, 1200) is None and threads.unit_ranges(511, 2044) is None
+    assert threads.step_ranges(50, 512, 2048) is None
+    assert threads.step_ranges(50, 512, 512) == [(0, 25), (25, 50)]
+    assert threads.step_ranges(50, 300, 1200) == [(0, 25), (25, 50)]
     least = threads.SAMPLE_MIN_BYTES
     assert threads.sample_unit_ranges(128, least) == [(0, 64), (64, 128)]
     assert threads.sample_unit_ranges(128, least - 1) is None
     monkeypatch.setenv("CHARRNN_SPLIT", "streams")
-    assert threads.unit_ranges(512) is None and threads.step_ranges(50, 512) == [(0, 25), (25, 50)]
+    assert threads.unit_ranges(512, 2048) is None
+    assert threads.step_ranges(50, 512, 2048) == [(0, 25), (25, 50)]
     assert threads.sample_unit_ranges(128, 10 * least) is None
     monkeypatch.setenv("CHARRNN_SPLIT", "units")
-    assert threads.unit_ranges(200) == [(0, 100), (100, 200)] and threads.unit_ranges(1) is None
+    assert threads.unit_ranges(200, 200) == [(0, 100), (100, 200)] and threads.unit_ranges(1, 4) is None
     assert threads.sample_unit_ranges(128, 0) == [(0, 64), (64, 128)]
+    monkeypatch.setenv("CHARRNN_THREADS", "1")
+    assert threads.unit_ranges(1024, 4096) is None and threads.step_ranges(50, 1024, 4096) is None
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -312,6 +324,7 @@ def test_barrier_that_sleeps_at_once(kind, P, monkeypatch):
     monkeypatch.setenv("CHARRNN_THREADS", str(P))
     monkeypatch.setattr(threads, "cores", lambda: P)
     monkeypatch.setattr(threads, "MIN_UNITS", 1)
+    monkeypatch.setattr(threads, "MIN_COLUMNS", 1)
     cfg, flat, ids, targets, state, masks = make(kind, 2, 3, H=7, N=4, T=20)
     p = model.carve(flat, cfg)
     for dtype in (np.float64, np.float32):
