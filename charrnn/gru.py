@@ -13,8 +13,9 @@ product stays one GEMM per step:
     h = (ONE - z) * n + z * h_prev
 
 bhn (H) is the recurrent bias of the candidate; it cannot be folded into b
-because r multiplies it. Memory per layer and chunk: gates T*N*3H,
-ahn T*N*H (the term r multiplies, needed for dr), h T*N*H floats.
+because r multiplies it. Memory per layer and chunk: gates T*N*3H (in place
+of the input projections, and their gradients dax in place of them, as in lstm.py),
+dah T*N*3H, ahn T*N*H (the term r multiplies, needed for dr), h T*N*H floats.
 
 Each call computes one thread's part, streams s0..s1 and units u0..u1; see
 lstm.py and threads.py for the two ways the work is split.
@@ -28,51 +29,55 @@ from charrnn.packed import mul, pack
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_forward(h, gates, ahn, xw, Wh, bhn, h0, ctx, s0, s1, u0, u1):
-    """h: (T, N, H) out; gates: (T, N, 3H) out, activated r, z, n;
-    ahn: (T, N, H) out, ah_n + bhn; xw: (T, N, 3H); Wh: (H, 3H); bhn: (H,); h0: (N, H);
-    ctx: see native.py. Streams s0..s1, units u0..u1."""
-    T, N, G = xw.shape
+def gru_forward(h, gates, ahn, Wh, bhn, h0, ctx, s0, s1, u0, u1):
+    """h: (T, N, H) out; gates: (T, N, 3H), in: the input projections x Wx + b, out
+    (in their place, as in lstm.py): the activated r, z, n; ahn: (T, N, H) out,
+    ah_n + bhn; Wh: (H, 3H); bhn: (H,); h0: (N, H); ctx: see native.py.
+    Streams s0..s1, units u0..u1."""
+    T, N, G = gates.shape
     H = G // 3
     Wp = pack(gate_columns(Wh, H, u0, u1))
-    a = np.empty((s1 - s0, 3 * (u1 - u0)), dtype=xw.dtype)
+    a = np.empty((s1 - s0, 3 * (u1 - u0)), dtype=gates.dtype)
     for t in range(T):
         h_prev = h0 if t == 0 else h[t - 1]
         mul(h_prev[s0:s1], Wp, a)
         for n in range(s0, s1):
-            gru_cell(h[t, n, u0:u1], gates[t, n], ahn[t, n, u0:u1], a[n - s0], xw[t, n], bhn[u0:u1],
+            gru_cell(h[t, n, u0:u1], gates[t, n], ahn[t, n, u0:u1], a[n - s0], bhn[u0:u1],
                      h_prev[n, u0:u1], u0)
         barrier(ctx)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
-def gru_cell(h, gates, ahn, a, xw, bhn, h_prev, u0):
+def gru_cell(h, gates, ahn, a, bhn, h_prev, u0):
     """One stream, one step, U units from u0: h, ahn, bhn, h_prev (U,) those units'
-    slices; gates, xw (3H,) whole rows; a (3U,) this part's recurrent product.
+    slices; gates (3H,) a whole row, the input projection in, the activated gates out
+    (in place, see lstm.lstm_cell); a (3U,) this part's recurrent product.
     Loops over slices from 0 that vectorize (see lstm.lstm_cell)."""
     U = h.shape[0]
     H = gates.shape[0] // 3
     for q in range(2):
-        gq, aq, xq = gates[q * H + u0:q * H + u0 + U], a[q * U:(q + 1) * U], xw[q * H + u0:q * H + u0 + U]
+        gq, aq = gates[q * H + u0:q * H + u0 + U], a[q * U:(q + 1) * U]
         for u in range(U):
-            gq[u] = sigmoid(aq[u] + xq[u])
+            gq[u] = sigmoid(aq[u] + gq[u])
     r, z, gn = gates[u0:u0 + U], gates[H + u0:H + u0 + U], gates[2 * H + u0:2 * H + u0 + U]
-    an, xn = a[2 * U:3 * U], xw[2 * H + u0:2 * H + u0 + U]
+    an = a[2 * U:3 * U]
     for u in range(U):
         hn = an[u] + bhn[u]
         ahn[u] = hn
-        nt = tanh(xn[u] + r[u] * hn)
+        nt = tanh(gn[u] + r[u] * hn)
         gn[u] = nt
         h[u] = (ONE - z[u]) * nt + z[u] * h_prev[u]
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def gru_backward(dax, dah, db, dbhn, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
-    """dax: (T, N, 3H) out, gradient of x Wx + b; dah: (T, N, 3H) out, gradient of
+def gru_backward(gates, dah, db, dbhn, dh0, dh, ahn, h, h0, Wh, ctx, s0, s1, u0, u1):
+    """gates: (T, N, 3H), in: the activated gates saved by gru_forward; out, in their
+    place: dax, the gradient of x Wx + b. dah: (T, N, 3H) out, gradient of
     h_prev Wh (its n part is dax_n * r); db (N, 3H), dbhn (N, H): each stream's sums
     over T of dax and of dah's n part added to them (the gradients of b and bhn);
-    dh0: (N, H) out; dh: (T, N, H) from above; gates, ahn, h: saved by gru_forward;
+    dh0: (N, H) out; dh: (T, N, H) from above; ahn, h: saved by gru_forward;
     Wh: (H, 3H). Streams s0..s1, units u0..u1."""
+    dax = gates
     T, N, G = dax.shape
     H = G // 3
     U = u1 - u0
@@ -80,14 +85,14 @@ def gru_backward(dax, dah, db, dbhn, dh0, dh, gates, ahn, h, h0, Wh, ctx, s0, s1
     dh_next = np.zeros((s1 - s0, U), dtype=dax.dtype)
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
-            g, dx, dhh = gates[t, n], dax[t, n], dah[t, n]
+            dx, dhh = dax[t, n], dah[t, n]
             h_prev = (h0[n] if t == 0 else h[t - 1, n])[u0:u1]
             dhn, dht, hn = dh_next[n - s0], dh[t, n, u0:u1], ahn[t, n, u0:u1]
-            gr, gz, gn = g[u0:u1], g[H + u0:H + u1], g[2 * H + u0:2 * H + u1]
+            # each gate's slice is read, then its gradient written in its place
             dxr, dxz, dxn = dx[u0:u1], dx[H + u0:H + u1], dx[2 * H + u0:2 * H + u1]
             dh_r, dh_z, dh_n = dhh[u0:u1], dhh[H + u0:H + u1], dhh[2 * H + u0:2 * H + u1]
             for u in range(u1 - u0):  # slices from 0: see lstm.lstm_cell
-                r, z, nt = gr[u], gz[u], gn[u]
+                r, z, nt = dxr[u], dxz[u], dxn[u]
                 dhj = dht[u] + dhn[u]
                 dan = dhj * (ONE - z) * (ONE - nt * nt)
                 dar = dan * hn[u] * r * (ONE - r)

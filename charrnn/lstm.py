@@ -14,7 +14,9 @@ The input projection x Wx + b of all T steps is one GEMM done by the caller
 (model.py); only the recurrent product h_prev Wh is sequential, so it is all
 the kernels here do, in packed.py's GEMM (Wh packed once per call). The caller
 also forms dWh = H_prev^T dA as one GEMM.
-Memory per layer and chunk: gates T*N*4H + c T*N*H + h T*N*H floats.
+Memory per layer and chunk: gates T*N*4H + c T*N*H + h T*N*H floats: the gates
+are computed in place of the input projections, and their gradients in place of the
+gates (one array of T*N*4H where there were three: the cells stream less memory).
 
 Each call computes one thread's part: streams s0..s1 and units u0..u1, where
 threads.py splits either the streams (each thread on its own, no waiting) or
@@ -31,27 +33,28 @@ from charrnn.packed import mul, pack
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_forward(h, c, gates, xw, Wh, h0, c0, ctx, s0, s1, u0, u1):
-    """h, c: (T, N, H) out; gates: (T, N, 4H) out, activated i, f, o, g.
-    xw: (T, N, 4H) input projections with bias; Wh: (H, 4H); h0, c0: (N, H);
+def lstm_forward(h, c, gates, Wh, h0, c0, ctx, s0, s1, u0, u1):
+    """h, c: (T, N, H) out; gates: (T, N, 4H), in: the input projections with their
+    bias, x Wx + b; out: the activated gates i, f, o, g. Wh: (H, 4H); h0, c0: (N, H);
     ctx: see native.py. Writes streams s0..s1, units u0..u1 only."""
-    T, N, G = xw.shape
+    T, N, G = gates.shape
     H = G // 4
     Wp = pack(gate_columns(Wh, H, u0, u1))
-    a = np.empty((s1 - s0, 4 * (u1 - u0)), dtype=xw.dtype)  # nothing is allocated per step
+    a = np.empty((s1 - s0, 4 * (u1 - u0)), dtype=gates.dtype)  # nothing is allocated per step
     for t in range(T):
         mul(h0[s0:s1] if t == 0 else h[t - 1][s0:s1], Wp, a)
         for n in range(s0, s1):
             c_prev = c0[n] if t == 0 else c[t - 1, n]
-            lstm_cell(h[t, n, u0:u1], c[t, n, u0:u1], gates[t, n], a[n - s0], xw[t, n],
-                      c_prev[u0:u1], u0)
+            lstm_cell(h[t, n, u0:u1], c[t, n, u0:u1], gates[t, n], a[n - s0], c_prev[u0:u1], u0)
         barrier(ctx)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
-def lstm_cell(h, c, gates, a, xw, c_prev, u0):
+def lstm_cell(h, c, gates, a, c_prev, u0):
     """One stream, one step, U units from u0: h, c, c_prev (U,) those units' slices;
-    gates, xw (4H,) whole rows; a (4U,) this part's recurrent product. Every loop
+    gates (4H,) a whole row, the input projection in, the activated gates out (in
+    place: one array read and written at the same index vectorizes, where two that
+    may overlap are checked first); a (4U,) this part's recurrent product. Every loop
     runs over slices from 0, so numba can drop its negative-index checks, and over
     few arrays, so LLVM vectorizes it (offset indices such as gates[q*H + u0 + u]
     kept both from happening: 1.4x slower)."""
@@ -59,13 +62,13 @@ def lstm_cell(h, c, gates, a, xw, c_prev, u0):
     H = gates.shape[0] // 4
     for q in range(4):
         lo = q * H + u0
-        gq, aq, xq = gates[lo:lo + U], a[q * U:(q + 1) * U], xw[lo:lo + U]
+        gq, aq = gates[lo:lo + U], a[q * U:(q + 1) * U]
         if q < 3:
             for u in range(U):
-                gq[u] = sigmoid(aq[u] + xq[u])
+                gq[u] = sigmoid(aq[u] + gq[u])
         else:
             for u in range(U):
-                gq[u] = tanh(aq[u] + xq[u])
+                gq[u] = tanh(aq[u] + gq[u])
     gi, gf, go, gg = gates[u0:u0 + U], gates[H + u0:H + u0 + U], gates[2 * H + u0:2 * H + u0 + U], \
         gates[3 * H + u0:3 * H + u0 + U]
     for u in range(U):
@@ -75,13 +78,15 @@ def lstm_cell(h, c, gates, a, xw, c_prev, u0):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
-    """da: (T, N, 4H) out, gradient of the pre-activations (serves as dxw and for dWh).
+def lstm_backward(gates, db, dh0, dc0, dh, c, c0, Wh, ctx, s0, s1, u0, u1):
+    """gates: (T, N, 4H), in: the activated gates saved by lstm_forward; out, in their
+    place: da, the gradient of the pre-activations (serves as dxw and for dWh).
     db: (N, 4H), each stream's sum over T of da added to it (the bias gradient, summed
     here while da is in cache). dh0, dc0: (N, H) out, gradient of the initial state.
     dh: (T, N, H) gradient of the loss with respect to each h[t] from above (not
-    counting the recurrence); gates, c: saved by lstm_forward; Wh: (H, 4H).
+    counting the recurrence); c: saved by lstm_forward; Wh: (H, 4H).
     Streams s0..s1, units u0..u1 only."""
+    da = gates
     T, N, G = da.shape
     H = G // 4
     U = u1 - u0
@@ -90,15 +95,14 @@ def lstm_backward(da, db, dh0, dc0, dh, gates, c, c0, Wh, ctx, s0, s1, u0, u1):
     dc_next = np.zeros((s1 - s0, U), dtype=da.dtype)  # carried back through f * c_prev
     for t in range(T - 1, -1, -1):
         for n in range(s0, s1):
-            g, d = gates[t, n], da[t, n]
+            d = da[t, n]
             c_prev = (c0[n] if t == 0 else c[t - 1, n])[u0:u1]
             dhn, dcn, ct, dht = dh_next[n - s0], dc_next[n - s0], c[t, n, u0:u1], dh[t, n, u0:u1]
-            gi, gf = g[u0:u1], g[H + u0:H + u1]
-            go, gg = g[2 * H + u0:2 * H + u1], g[3 * H + u0:3 * H + u1]
+            # each gate's slice is read, then its gradient written in its place
             di, df = d[u0:u1], d[H + u0:H + u1]
             do, dg = d[2 * H + u0:2 * H + u1], d[3 * H + u0:3 * H + u1]
             for u in range(u1 - u0):  # slices from 0: see lstm_cell
-                i, f, o, g_ = gi[u], gf[u], go[u], gg[u]
+                i, f, o, g_ = di[u], df[u], do[u], dg[u]
                 tc = tanh(ct[u])
                 dhj = dht[u] + dhn[u]
                 dcj = dcn[u] + dhj * o * (ONE - tc * tc)

@@ -150,14 +150,13 @@ def _cell_forward(kind, xw, Wh, s0, bhn):
     if kind == "rnn":
         threads.recurrence(rnn_forward, N, H, G, h, xw, Wh, s0[0])
         return h, (h,), h[-1][None]
-    gates = np.empty((T, N, G), dtype=xw.dtype)
-    if kind == "lstm":
+    if kind == "lstm":  # the gates in place of xw (lstm.py), as for the GRU
         c = np.empty((T, N, H), dtype=xw.dtype)
-        threads.recurrence(lstm_forward, N, H, G, h, c, gates, xw, Wh, s0[0], s0[1])
-        return h, (gates, c), np.stack([h[-1], c[-1]])
+        threads.recurrence(lstm_forward, N, H, G, h, c, xw, Wh, s0[0], s0[1])
+        return h, (xw, c), np.stack([h[-1], c[-1]])
     ahn = np.empty((T, N, H), dtype=xw.dtype)
-    threads.recurrence(gru_forward, N, H, G, h, gates, ahn, xw, Wh, bhn, s0[0])
-    return h, (gates, ahn, h), h[-1][None]
+    threads.recurrence(gru_forward, N, H, G, h, xw, ahn, Wh, bhn, s0[0])
+    return h, (xw, ahn, h), h[-1][None]
 
 
 def forward(cfg, p, ids, state, masks=None):
@@ -177,7 +176,8 @@ def forward(cfg, p, ids, state, masks=None):
 
 def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
     """Accumulates the gradients of every parameter into the views g, given
-    dlogits (T*N, V) and what forward saved. state is the state forward started from."""
+    dlogits (T*N, V) and what forward saved (used up: the LSTM's and GRU's gates
+    become their gradients). state is the state forward started from."""
     T, N = ids.shape
     H, G = cfg.hidden, GATES[cfg.kind] * cfg.hidden
     M = T * N
@@ -189,20 +189,21 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
         xw, h, saved, _ = caches[l]
         dh = dx if masks is None else dx * masks[l]
         Wh = p[f"L{l}.Wh"]
-        da = np.empty_like(xw)
+        # gradient of the pre-activations: the LSTM's and GRU's in place of their gates
+        da = np.empty_like(xw) if cfg.kind == "rnn" else saved[0]
         dah = da                                     # gradient of h_prev Wh
         ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
         db = np.zeros((N, da.shape[2]), dtype=da.dtype)  # per stream: no two threads share a row
         if cfg.kind == "rnn":
             threads.recurrence(rnn_backward, N, H, G, da, db, ds0[0], dh, h, Wh)
         elif cfg.kind == "lstm":
-            threads.recurrence(lstm_backward, N, H, G, da, db, ds0[0], ds0[1], dh, saved[0],
-                               saved[1], state[l][1], Wh)
+            threads.recurrence(lstm_backward, N, H, G, da, db, ds0[0], ds0[1], dh, saved[1],
+                               state[l][1], Wh)
         else:
             dah = np.empty_like(xw)
             dbhn = np.zeros((N, H), dtype=da.dtype)
-            threads.recurrence(gru_backward, N, H, G, da, dah, db, dbhn, ds0[0], dh, saved[0],
-                               saved[1], h, state[l][0], Wh)
+            threads.recurrence(gru_backward, N, H, G, da, dah, db, dbhn, ds0[0], dh, saved[1], h,
+                               state[l][0], Wh)
             g[f"L{l}.bhn"] += dbhn.sum(axis=0)
         g[f"L{l}.b"] += db.sum(axis=0)
         # dWh = h_prev^T dah, one GEMM per chunk: h[t-1] pairs with dah[t], the carried

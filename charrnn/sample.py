@@ -51,7 +51,7 @@ def advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch
     (one barrier per layer, not two). The
     weights are those units' columns, gate by gate (U = u1 - u0 per gate):
     table0 (V, gU), Wxs, Whs (L, H, gU), bs (L, gU), bhns (L, U).
-    ctx: see native.py; xw, a: (N, gU) and scratch (2 gU,): scratch buffers."""
+    ctx: see native.py; xw, a: (N, gU) and scratch (U,): scratch buffers."""
     L = old.shape[0]
     N = tok.shape[0]
     for l in range(L):
@@ -74,15 +74,16 @@ def advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch
 def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
     """One step of the cell of this kind from h_prev (N, U) (and c_prev, for the
     LSTM) to h (and c), which may be the same arrays: the training kernels' cells,
-    on this part's columns (so with u0 = 0)."""
+    on this part's columns (so with u0 = 0). xw is used up: the LSTM's and GRU's cells
+    turn it into their gates; scratch (U,) holds the GRU's ahn."""
     G = a.shape[1]
     for n in range(h.shape[0]):
         if kind == 0:
             rnn_cell(h[n], a[n], xw[n])
         elif kind == 1:
-            lstm_cell(h[n], c[n], scratch[:G], a[n], xw[n], c_prev[n], 0)
+            lstm_cell(h[n], c[n], xw[n], a[n], c_prev[n], 0)
         else:
-            gru_cell(h[n], scratch[:G], scratch[G:G + G // 3], a[n], xw[n], bhn, h_prev[n], 0)
+            gru_cell(h[n], xw[n], scratch[:G // 3], a[n], bhn, h_prev[n], 0)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
@@ -159,7 +160,7 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
     L = state.shape[0]
     xw = np.empty((N, gU), dtype=table0.dtype)
     a = np.empty((N, gU), dtype=table0.dtype)
-    scratch = np.empty(2 * gU, dtype=table0.dtype)
+    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
     logits = np.empty((N, V), dtype=table0.dtype)
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
@@ -185,7 +186,7 @@ def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     G = table0.shape[1]
     xw = np.empty((N, G), dtype=table0.dtype)
     a = np.empty((N, G), dtype=table0.dtype)
-    scratch = np.empty(2 * G, dtype=table0.dtype)
+    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
@@ -234,7 +235,7 @@ def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs,
     L, G, V = state.shape[0], table0.shape[1], by.shape[0]
     xw = np.empty((W, G), dtype=table0.dtype)
     a = np.empty((W, G), dtype=table0.dtype)
-    scratch = np.empty(2 * G, dtype=table0.dtype)
+    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
     logits = np.empty((W, V), dtype=table0.dtype)
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
