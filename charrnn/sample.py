@@ -87,6 +87,26 @@ def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
+def output_row(h, Wy, by, logits):
+    """logits (V,) = h (H,) Wy (H, V) + by for one sample: four rows of Wy a pass over
+    logits, in the loop LLVM vectorizes. numpy's sgemv took 1.32 us at 256 x 65 and
+    0.49 at 128 x 65 (V = 65 is 4 vectors and 1), this 0.38 at 128 x 65."""
+    H = h.shape[0]
+    for v in range(logits.shape[0]):
+        logits[v] = by[v]
+    k4 = H - H % 4
+    for k in range(0, k4, 4):
+        x0, x1, x2, x3 = h[k], h[k + 1], h[k + 2], h[k + 3]
+        r0, r1, r2, r3 = Wy[k], Wy[k + 1], Wy[k + 2], Wy[k + 3]
+        for v in range(logits.shape[0]):
+            logits[v] += x0 * r0[v] + x1 * r1[v] + x2 * r2[v] + x3 * r3[v]
+    for k in range(k4, H):
+        x, r = h[k], Wy[k]
+        for v in range(logits.shape[0]):
+            logits[v] += x * r[v]
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
 def softmax_weights(logits, mx, temperature, floor, probs):
     """probs[v] = exp((logits[v] - mx) / temperature) for the logits at or above floor,
     0 for the others (and where the weight is below e^-87, where layers.exp stops);
@@ -168,9 +188,12 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
         old, new = (state, spare) if k % 2 == 0 else (spare, state)
         advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1)
         if u0 == 0:
-            gemm(ctx, new[L - 1, 0], Wy, logits)
+            if N == 1:
+                output_row(new[L - 1, 0, 0], Wy, by, logits[0])
+            else:
+                gemm(ctx, new[L - 1, 0], Wy, logits)
+                logits += by
             for n in range(N):
-                logits[n] += by
                 tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
                                 probs, work)
                 out[k, n] = tok[n]

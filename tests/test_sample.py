@@ -127,6 +127,19 @@ def test_chunking_does_not_change_the_text():
             assert a.shape == (150, n) and np.array_equal(a, np.concatenate(chunks))
 
 
+@pytest.mark.parametrize("H", [1, 3, 4, 7, 128, 130])
+def test_output_row_matches_float64(H):
+    """The output layer for one sample (four rows of Wy a pass, then the rest one by
+    one) equals h Wy + by in float64 to float32 rounding, for H a multiple of 4 or not."""
+    from charrnn.sample import output_row
+    rng = np.random.default_rng(H)
+    h, Wy, by = (rng.standard_normal(s).astype(np.float32) for s in [(H,), (H, 65), (65,)])
+    logits = np.full(65, np.nan, dtype=np.float32)
+    output_row(h, Wy, by, logits)
+    ref = h.astype(np.float64) @ Wy.astype(np.float64) + by
+    np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-5 * np.sqrt(H))
+
+
 def test_softmax_weights_match_float64_exp():
     """The draw's weights, float32 exp against numpy's float64: within 1e-6 relative
     and the rounding of the exponent x to float32 (|x| 2^-24), 0 below the top_k floor
