@@ -192,7 +192,8 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
                 output_row(new[L - 1, 0, 0], Wy, by, logits[0])
             else:
                 gemm(ctx, new[L - 1, 0], Wy, logits)
-                logits += by
+                for n in range(N):
+                    logits[n] += by
             for n in range(N):
                 tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
                                 probs, work)

@@ -141,10 +141,11 @@ def alone(fn):
 
 def recurrence(fn, N, H, G, *args):
     """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams, H
-    units and G gate columns, split by units (see unit_ranges), or by streams (inside a part of a step split whole, one
-    range; for a forward pass on its own, as evaluation's burn-in and inspect-cells
-    run, up to count()). The split by units makes its threads wait for each other at
-    every step, so it never runs more threads than there are cores."""
+    units and G gate columns, split by units (see unit_ranges), or by streams (inside
+    a part of a step split whole, one range; for a forward pass on its own, as
+    evaluation's burn-in and inspect-cells run, up to count()). The split by units
+    makes its threads wait for each other at every step, so it never runs more
+    threads than there are cores."""
     units = unit_ranges(H, G)
     if units:
         ctx = new_ctx(len(units))
