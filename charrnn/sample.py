@@ -76,14 +76,13 @@ def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
     LSTM) to h (and c), which may be the same arrays: the training kernels' cells,
     on this part's columns (so with u0 = 0). xw is used up: the LSTM's and GRU's cells
     turn it into their gates; scratch (U,) holds the GRU's ahn."""
-    G = a.shape[1]
     for n in range(h.shape[0]):
         if kind == 0:
             rnn_cell(h[n], a[n], xw[n])
         elif kind == 1:
             lstm_cell(h[n], c[n], xw[n], a[n], c_prev[n], 0)
         else:
-            gru_cell(h[n], xw[n], scratch[:G // 3], a[n], bhn, h_prev[n], 0)
+            gru_cell(h[n], xw[n], scratch, a[n], bhn, h_prev[n], 0)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
