@@ -86,11 +86,11 @@ def parallel(fn, args, parts):
 
 
 def _units(H, wide):
-    """One range of units per core when wide (or CHARRNN_SPLIT=units), else None
-    (also with CHARRNN_SPLIT=streams, or one core)."""
+    """One range of units for each of P cores when wide(P) (or CHARRNN_SPLIT=units),
+    else None (also with CHARRNN_SPLIT=streams, or one core)."""
     P = min(count(), cores(), H)
     split = os.environ.get("CHARRNN_SPLIT", "")
-    if P > 1 and (split == "units" or split != "streams" and wide):
+    if P > 1 and (split == "units" or split != "streams" and wide(P)):
         return [(p * H // P, (p + 1) * H // P) for p in range(P)]
     return None
 
@@ -100,8 +100,7 @@ def unit_ranges(H, G):
     are split by units (MIN_UNITS and MIN_COLUMNS a thread, or CHARRNN_SPLIT decides),
     or None when not. GRU 2x512 (768 columns a thread) stays split by units: it ran
     from 0.93x to 1.04x split by units, against streams, in different hours."""
-    P = max(1, min(count(), cores()))
-    return _units(H, H // P >= MIN_UNITS and G // P >= MIN_COLUMNS)
+    return _units(H, lambda P: H // P >= MIN_UNITS and G // P >= MIN_COLUMNS)
 
 
 def sample_unit_ranges(H, weight_bytes):
@@ -114,7 +113,7 @@ def sample_unit_ranges(H, weight_bytes):
     2x128 RNN (220 KB) 0.71x. Not quite a rule of bytes: a 2x96 GRU (350 KB) split ran
     1.29x and is left on one thread; gate columns a thread did worse (a 2x64 LSTM's 128
     lost, a 2x96 GRU's 144 won)."""
-    return _units(H, weight_bytes >= SAMPLE_MIN_BYTES)
+    return _units(H, lambda P: weight_bytes >= SAMPLE_MIN_BYTES)
 
 
 def step_ranges(N, H, G):
