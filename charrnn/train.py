@@ -254,18 +254,21 @@ class Run:
         return min(limits) if limits else None
 
     def validate(self, scheduled=True):
-        """The validation loss; a new best is saved. Only scheduled validations (every
-        eval_every steps) count towards --patience, so where a run stops and resumes
-        does not change when it stops early."""
+        """The validation loss. A scheduled validation (every eval_every steps) also
+        keeps a new best in NAME.best and counts towards --patience; an unscheduled one,
+        where a run stops between them, only reports, so that where a run stops and
+        resumes changes neither the best file nor when it stops early."""
         if len(self.val_ids) < 2:
             return None
         ids = self.val_ids[:self.tc.val_chars] if self.tc.val_chars else self.val_ids
         loss, _ = evaluate(self.cfg, self.p, ids)
         self.val_loss = loss
+        if not scheduled:
+            return loss
         if loss < self.best_val:
             self.best_val, self.stale = loss, 0
             self.save(best_path(self.out))
-        elif scheduled:
+        else:
             self.stale += 1  # validations since the best: early stopping counts these
         return loss
 
