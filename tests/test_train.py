@@ -199,14 +199,6 @@ def test_seed_fixes_the_run(tmp_path):
     assert not np.array_equal(a.flat, c.flat)
 
 
-def test_check_writable(tmp_path):
-    with pytest.raises(CharrnnError, match="does not exist"):
-        tr.check_writable(str(tmp_path / "no" / "m.npz"))
-    with pytest.raises(CharrnnError, match="is a directory"):
-        tr.check_writable(str(tmp_path))
-    tr.check_writable(str(tmp_path / "m.npz"))
-
-
 def test_cosine_schedule_values():
     """Warm-up 10 steps, then half a cosine from 0.01 to 0.001 over the remaining 90."""
     tc = tr.TrainConfig(lr=0.01, min_lr=0.001, warmup=10, schedule="cosine")
