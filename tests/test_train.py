@@ -233,8 +233,8 @@ def stop_and_resume(path, stop, **train):
 def test_a_stop_between_validations_changes_neither_the_best_file_nor_patience(tmp_path):
     """On a noisy validation curve (a high learning rate, 100 validation characters,
     one every 4 steps), runs stopped between validations after the last best and resumed
-    end with the same best file and early-stop at the same step as the run straight
-    through, though the validation at some of those stops beat the best so far."""
+    end with the same weights and best file and early-stop at the same step as the run
+    straight through, though the validation at some of those stops beat the best so far."""
     train = dict(max_steps=400, eval_every=4, patience=3, lr=0.05, val_chars=100)
     straight = make_run(tmp_path / "a.npz", **train)
     tr.run(straight, progress=False)
@@ -247,6 +247,7 @@ def test_a_stop_between_validations_changes_neither_the_best_file_nor_patience(t
         resumed, hit = stop_and_resume(path, stop, **train)
         hits += hit
         assert resumed.step == straight.step, stop
+        assert np.array_equal(resumed.flat, straight.flat), stop
         assert resumed.stale == straight.stale and resumed.best_val == straight.best_val, stop
         b = checkpoint.load(tr.best_path(str(path)))
         assert a.arrays.keys() == b.arrays.keys()
