@@ -9,10 +9,10 @@ Layout (format "charrnn-checkpoint", version 1; documented in docs/checkpoint.md
     state/train       (L, S, N, H) hidden state carried into the next training step
 
 Loaded with allow_pickle=False: no code in a file is ever run. Written atomically:
-a temporary file in the same folder, flushed and fsync'd, then os.replace, so a
-crash at any moment leaves either the old file or the new one, never a torn one.
+a temporary file in the same folder (NAME.PID.XXXXXXXX.tmp), flushed and fsync'd,
+then os.replace, so a crash at any moment leaves either the old file or the new
+one, never a torn one. The lock on the files a run writes is in outputs.py.
 """
-import glob
 import json
 import os
 import tempfile
@@ -24,6 +24,7 @@ from charrnn.model import ModelConfig, param_shapes
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
+TEMP_SUFFIX = ".tmp"
 
 
 def save(path, params, meta, extra=None):
@@ -33,7 +34,9 @@ def save(path, params, meta, extra=None):
     meta = dict(meta, format=FORMAT, version=VERSION)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    # NAME.PID.XXXXXXXX.tmp: the pid tells a later run whether its writer is still alive
+    fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.{os.getpid()}.",
+                               suffix=TEMP_SUFFIX, dir=folder)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -148,39 +151,3 @@ def load(path):
         return Checkpoint(meta, arrays)
     except ValueError as e:
         raise CharrnnError(f"checkpoint {path} is damaged: {e}")
-
-
-class Lock:
-    """An exclusive lock on checkpoint paths for the length of a training run, so
-    two runs never write the same file. It is an flock on FIRST_PATH.lock: the kernel
-    drops it when its holder dies, even by kill -9, so a stale lock never blocks.
-    Holding it, the run also removes the temporary files a killed writer left."""
-
-    def __init__(self, path, *more_paths):
-        self.path = path + ".lock"
-        self.guarded = (path, *more_paths)
-        self.fd = None
-
-    def __enter__(self):
-        import fcntl
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(self.fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            os.close(self.fd)
-            raise CharrnnError(f"another charrnn run (pid {holder}) is writing "
-                               f"{self.path[:-5]}; wait for it, choose another -o, or pass --no-lock")
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode("ascii"), 0)
-        for path in self.guarded:  # the names save() gives its temporary files
-            for tmp in glob.glob(glob.escape(path) + ".*.tmp"):
-                os.unlink(tmp)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            os.unlink(self.path)  # while still held, so no other run holds this name
-        except OSError:
-            pass
-        os.close(self.fd)

@@ -40,6 +40,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise PipeClosed() from None
+        except KeyboardInterrupt:  # before click's handler, which adds an empty line
+            raise click.Abort() from None
 
     def main(self, *args, **kwargs):
         try:
@@ -53,7 +55,7 @@ class Group(click.Group):
             click.echo(f"charrnn: error: {e.format_message()} (see '{_help_command(e)}')", err=True)
             sys.exit(e.exit_code)
         except click.Abort:
-            click.echo("charrnn: aborted", err=True)
+            click.echo("charrnn: interrupted (Ctrl-C)", err=True)
             sys.exit(130)
         except CharrnnError as e:
             click.echo(f"charrnn: error: {e}", err=True)
@@ -105,7 +107,8 @@ Examples:
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
-              "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
+              "loss goes to NAME.best.EXT: m.npz -> m.best.npz, m -> m.best).  "
+              "[default: model.npz, or the --resume checkpoint]")
 @click.option("--preset", type=click.Choice(["small", "large"]), default=None,
               help="A tested recipe (see the README): small, about 3 minutes; large, under "
               "an hour on 2 cores. Flags given beside it override its values.")
@@ -156,82 +159,101 @@ Examples:
 @click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
 @click.option("--log", "log_file", type=click.Path(), default=None, help="Append JSON Lines progress here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, previews or summary.")
-@click.option("--no-lock", is_flag=True, help="Let another run write the same checkpoint at once "
-              "(each run then also deletes the other's unfinished temporary files).")
-@click.option("--force", is_flag=True, help="Start a new run even where -o already holds a checkpoint.")
+@click.option("--no-lock", is_flag=True, help="Let another run write the same files at once.")
+@click.option("--force", is_flag=True, help="Replace what -o and its best file hold: start over, "
+              "or resume into an existing -o.")
 @click.pass_context
-def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
+def train(ctx, **kw):
     """Train a model on FILES (text; '-' reads standard input)."""
-    from charrnn import checkpoint, train as tr
-    from charrnn.data import read_corpus
-    from charrnn.model import ModelConfig, num_params
+    from charrnn.streams import guarded_stderr
+    with guarded_stderr():  # a lost stderr (closed pipe, full disk) must not end the run
+        _train(ctx, **kw)
+
+
+def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
+    from charrnn import outputs, train as tr
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     if preset and resume:
         raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
                            f"settings saved in {resume}: drop --preset")
     if preset:
         opts.update({k: v for k, v in tr.PRESETS[preset].items() if k not in given})
-    arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
     output = output or resume or "model.npz"
-    tr.check_writable(output)
-    if not resume and not force and os.path.exists(output):
-        raise CharrnnError(f"{output} already holds a checkpoint; continue it with --resume "
-                           f"{output}, choose another -o, or pass --force to start over")
-    if log_file:  # found unwritable now, not after the corpus is read
-        try:
-            open(log_file, "a").close()
-        except OSError as e:
-            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
-    if resume and "seed" in given:
-        say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
-            "random sequence")
-    if resume:
-        ck = checkpoint.load(resume)
-        cfg = ck.config
-        saved = {"kind": cfg.kind, **{k: getattr(cfg, k) for k in ARCH[1:]}}
-        clash = [f"--{k} {arch[key]}" for k, key in zip(ARCH, saved)
-                 if k in given and arch[key] != saved[key]]
-        if clash:
-            raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
-                               f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
-                               f"dropout {cfg.dropout}); drop the flag to resume")
-        settings = dict(ck.meta.get("train", {}))
-        settings.update({k: v for k, v in opts.items() if k in given})
-        tc = tr.TrainConfig.from_dict(settings)
-    else:
-        ck = None
-        cfg = ModelConfig(**arch)
-        if opts["seed"] is None:
-            opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
-        tc = tr.TrainConfig.from_dict(opts)
-    # taken before the corpus is read, so a second run on the same checkpoint is refused at once
-    with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
-        corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
-        run = tr.Run(corpus, output, cfg, tc, resume=ck,
-                     fit_batches=not ck and not {"batch_size", "seq_length"} & given)
-        c, spe = run.cfg, run.batches.steps_per_epoch
-        if not quiet:
-            say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
-                f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
-                f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
-            say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
-                f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
-                + (f"; resuming at step {run.step:,}" if ck else ""))
-        for w in run.warnings:
-            say(f"charrnn: warning: {w}")
-        with compile_notice():
-            tr.warm_up(run.cfg, tc.optimizer)
+    targets = outputs.targets(output)
+    # taken before the corpus is read, so a second run on the same files is refused at once
+    lock = None if no_lock else outputs.Lock(*targets)
+    with lock or contextlib.nullcontext():
+        with tr.stop_at_once(lock and lock.release):
+            run = _prepare(files, output, log_file, quiet, resume, encoding, force, opts, given)
         try:
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
         except tr.Interrupted as e:
             say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
                 f"(continue with --resume {output})")
-            sys.exit(130 if e.signum == 2 else 143)
-        if not quiet:
-            val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
-            say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
-                + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
+            sys.exit(128 + e.signum)
+    if not quiet:
+        val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
+        say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
+            + (f" (best {run.best_val:.4f} in {targets[1]})" if math.isfinite(run.best_val) else ""))
 
+
+def _prepare(files, output, log_file, quiet, resume, encoding, force, opts, given):
+    """The Run, its kernels compiled; called holding the lock on the run's files."""
+    from charrnn import outputs, train as tr
+    from charrnn.data import read_corpus
+    outputs.claim(output, resume, force)  # under the lock: no other run creates them now
+    if log_file:  # found unwritable now, not after the corpus is read
+        try:
+            open(log_file, "a").close()
+        except OSError as e:
+            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
+    ck, cfg, tc = _train_settings(resume, opts, given)
+    corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
+    run = tr.Run(corpus, output, cfg, tc, resume=ck,
+                 fit_batches=not ck and not {"batch_size", "seq_length"} & given)
+    if not quiet:
+        _train_header(run, resumed=ck is not None)
+    for w in run.warnings:
+        say(f"charrnn: warning: {w}")
+    with compile_notice():
+        tr.warm_up(run.cfg, tc.optimizer)
+    return run
+
+def _train_settings(resume, opts, given):
+    """(checkpoint or None, ModelConfig, TrainConfig) of a new or a resumed run."""
+    from charrnn import checkpoint, train as tr
+    from charrnn.model import ModelConfig
+    arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
+    if not resume:
+        if opts["seed"] is None:
+            opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
+        return None, ModelConfig(**arch), tr.TrainConfig.from_dict(opts)
+    if "seed" in given:
+        say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
+            "random sequence")
+    ck = checkpoint.load(resume)
+    cfg = ck.config
+    saved = {"kind": cfg.kind, **{k: getattr(cfg, k) for k in ARCH[1:]}}
+    clash = [f"--{k} {arch[key]}" for k, key in zip(ARCH, saved)
+             if k in given and arch[key] != saved[key]]
+    if clash:
+        raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
+                           f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
+                           f"dropout {cfg.dropout}); drop the flag to resume")
+    settings = dict(ck.meta.get("train", {}))
+    settings.update({k: v for k, v in opts.items() if k in given})
+    return ck, cfg, tr.TrainConfig.from_dict(settings)
+
+
+def _train_header(run, resumed):
+    from charrnn.model import num_params
+    c, spe = run.cfg, run.batches.steps_per_epoch
+    say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
+        f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
+        f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
+    say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
+        f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {run.tc.seed}"
+        + (f"; resuming at step {run.step:,}" if resumed else ""))
 
 def _preview(run, bar):
     """A short sample on stderr, so a user can watch the model learn."""

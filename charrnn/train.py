@@ -6,6 +6,7 @@ Everything a run needs to continue bit for bit is in its checkpoint: parameters,
 optimizer buffers, carried hidden state, step (which fixes the epoch, the data
 position and the learning rate) and the random generator's state.
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -24,6 +25,8 @@ from charrnn.evaluate import evaluate
 from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
                            weight_masks, zero_state)
 from charrnn.optim import BUFFERS, Optimizer, clip_global_norm
+from charrnn.outputs import best_path
+from charrnn.streams import open_log
 
 
 @dataclass
@@ -98,22 +101,6 @@ def lr_at(tc, step, steps_per_epoch, total_steps=None):
         progress = min(1.0, max(0, step - tc.warmup) / max(1, total_steps - tc.warmup))
         return warm * (tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * progress)))
     return tc.lr * warm * tc.lr_decay ** (step / steps_per_epoch)
-
-
-def best_path(path):
-    root, ext = os.path.splitext(path)
-    return f"{root}.best{ext or '.npz'}"
-
-
-def check_writable(path):
-    """Fail before training, not after an hour, if the checkpoint cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CharrnnError(f"output {path} is a directory; give a file name such as {path}/model.npz")
-    if not os.path.isdir(folder):
-        raise CharrnnError(f"output folder {folder} does not exist; create it or choose another -o")
-    if not os.access(folder, os.W_OK):
-        raise CharrnnError(f"output folder {folder} is not writable; choose another -o")
 
 
 class Run:
@@ -254,18 +241,21 @@ class Run:
         return min(limits) if limits else None
 
     def validate(self, scheduled=True):
-        """The validation loss; a new best is saved. Only scheduled validations (every
-        eval_every steps) count towards --patience, so where a run stops and resumes
-        does not change when it stops early."""
+        """The validation loss. A scheduled validation (every eval_every steps) also
+        keeps a new best in NAME.best and counts towards --patience; an unscheduled one,
+        where a run stops between them, only reports, so that where a run stops and
+        resumes changes neither the best file nor when it stops early."""
         if len(self.val_ids) < 2:
             return None
         ids = self.val_ids[:self.tc.val_chars] if self.tc.val_chars else self.val_ids
         loss, _ = evaluate(self.cfg, self.p, ids)
         self.val_loss = loss
+        if not scheduled:
+            return loss
         if loss < self.best_val:
             self.best_val, self.stale = loss, 0
             self.save(best_path(self.out))
-        elif scheduled:
+        else:
             self.stale += 1  # validations since the best: early stopping counts these
         return loss
 
@@ -274,34 +264,79 @@ class Run:
 
 
 class Interrupted(Exception):
-    """Training stopped on SIGINT or SIGTERM after saving its checkpoint."""
+    """Training stopped on SIGINT, SIGTERM or SIGHUP after saving its checkpoint."""
 
     def __init__(self, signum, step):
         super().__init__(signal.Signals(signum).name, step)
         self.signum, self.step = signum, step
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, terminal closed
+
+
 def _catch_signals(flag):
-    """On SIGINT/SIGTERM, note it and let the current step finish, so the checkpoint
+    """On a stop signal, note it and let the current step finish, so the checkpoint
     written next is exactly the state after a whole step. Returns a restorer."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     for s in old:
         signal.signal(s, lambda signum, frame: flag.append(signum))
     return lambda: [signal.signal(s, h) for s, h in old.items()]
 
 
+def _log(logf, bar, record):
+    """Appends a JSON Lines record. Returns the log, or None once it cannot be written
+    (a full disk, a closed pipe), which is said once on stderr."""
+    logf.write(json.dumps(record) + "\n")
+    logf.flush()
+    if not logf.failed:
+        return logf
+    bar.write(f"charrnn: warning: cannot write the log {logf.stream.name} "
+              f"({logf.failed.strerror or logf.failed}); training goes on without it",
+              file=sys.stderr)
+    return None
+
+
+@contextlib.contextmanager
+def stop_at_once(cleanup=None):
+    """Until training starts there is nothing to save, and numba's compiler cannot be
+    stopped by an exception (one raised in its ctypes callbacks is swallowed and the
+    compile goes on): within this, a stop signal ends the process at once with one
+    line, after cleanup()."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        if cleanup:
+            cleanup()
+        sys.stderr.write(f"charrnn: interrupted by {signal.Signals(signum).name} before "
+                         f"training began; nothing was written\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s in old:
+        signal.signal(s, stop)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def run(run, progress=True, log_file=None, preview=None):
-    """Trains until a limit; checkpoints at the end, and on Ctrl-C or SIGTERM (then
-    raises Interrupted). preview(run, bar) may write a sample to stderr. Returns the run."""
+    """Trains until a limit; checkpoints at the end, and on a stop signal (then raises
+    Interrupted). preview(run, bar) may write a sample to stderr. A log that cannot be
+    written is given up with one warning; training goes on. Returns the run."""
     from tqdm import tqdm
     tc = run.tc
     signals = []
     restore = _catch_signals(signals)
     stop = run.stop_step()
     start_time, start_step = time.time(), run.step
-    logf = open(log_file, "a", encoding="utf-8") if log_file else None
+    logf = open_log(log_file) if log_file else None
     bar = tqdm(total=stop, initial=run.step, file=sys.stderr, disable=not progress,
                unit="step", dynamic_ncols=True, smoothing=0.1,
                mininterval=0.1 if sys.stderr.isatty() else 15)  # a log file gets a line now and then
@@ -340,14 +375,13 @@ def run(run, progress=True, log_file=None, preview=None):
                 post += f" val {run.val_loss:.3f}"
             bar.set_postfix_str(post + f" {rate:,.0f} chars/s", refresh=False)
             if logf and (run.step % tc.log_every == 0 or evaluated):
-                logf.write(json.dumps({
+                logf = _log(logf, bar, {
                     "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
                     "train_loss": loss, "smooth_loss": run.smooth,
                     "val_loss": run.val_loss if evaluated else None,
                     "lr": run.lr(run.step - 1),
                     "chars_per_sec": rate,
-                    "elapsed_s": run.elapsed + time.time() - start_time}) + "\n")
-                logf.flush()
+                    "elapsed_s": run.elapsed + time.time() - start_time})
         if run.step % tc.eval_every and run.step > start_step and not signals:
             run.validate(scheduled=False)
         run.elapsed += time.time() - start_time

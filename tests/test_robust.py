@@ -1,5 +1,5 @@
-"""Nothing lost, nothing crashes: kill -9 during training, signals, damaged
-checkpoints (a fuzz loop), and the lock on a checkpoint path."""
+"""Nothing lost, nothing crashes: kill -9 during training, signals, a lost stderr or
+log, damaged checkpoints (a fuzz loop), and the files a run may write."""
 import json
 import os
 import signal
@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from charrnn import CharrnnError, checkpoint, synth
+from charrnn import CharrnnError, checkpoint, outputs, synth
 from charrnn.model import ModelConfig
 from charrnn.train import Run, TrainConfig, run
 
@@ -76,21 +76,20 @@ def test_kill9_at_random_moments_never_damages_the_checkpoint(tmp_path, corpus):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")], "temporary files left behind"
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                      (signal.SIGHUP, 129)])  # Ctrl-C, kill, terminal closed
 def test_signal_saves_and_exits_nonzero(tmp_path, corpus, sig, code):
-    out = str(tmp_path / "m.npz")
+    out, log = str(tmp_path / "m.npz"), tmp_path / "log.jsonl"
     p = charrnn("train", str(corpus), "-o", out, *TINY, "--max-steps", "1000000",
-                "--checkpoint-every", "1000000", "--eval-every", "1000000")
-    deadline = time.time() + 60
-    while time.time() < deadline:  # wait until training runs: the progress bar shows steps
-        time.sleep(0.5)
-        if os.path.exists(out + ".lock"):
-            break
-    time.sleep(1.5)
+                "--checkpoint-every", "1000000", "--eval-every", "1000000", "--log", str(log))
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.stat().st_size):
+        time.sleep(0.1)  # until it trains (the log has a line every 10 steps), not compiles
     p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     assert p.returncode == code, err
-    assert "saved" in err and "--resume" in err and "Traceback" not in err
+    assert f"interrupted by {sig.name}" in err and "saved" in err and "--resume" in err
+    assert "Traceback" not in err
     ck = checkpoint.load(out)
     assert ck.meta["step"] > 0
 
@@ -171,11 +170,11 @@ def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint)
 
 def test_second_run_on_the_same_path_is_refused_until_the_first_ends(tmp_path):
     path = str(tmp_path / "m.npz")
-    with checkpoint.Lock(path):
+    with outputs.Lock(path):
         with pytest.raises(CharrnnError, match="another charrnn run"):
-            with checkpoint.Lock(path):
+            with outputs.Lock(path):
                 pass
-    with checkpoint.Lock(path):  # released: free again
+    with outputs.Lock(path):  # released: free again
         pass
     assert not os.path.exists(path + ".lock")
 
@@ -234,3 +233,102 @@ def test_an_existing_checkpoint_is_never_replaced_by_a_new_run_by_accident(tmp_p
     assert p.returncode == 0, err
     assert checkpoint.load(out).meta["step"] == 5
     assert not os.path.exists(tmp_path / "model.npz")
+
+
+# -- a lost stderr or log, Ctrl-C while compiling -----------------------------------
+
+LONG = ["--max-steps", "40", "--eval-every", "5", "--checkpoint-every", "1000"]
+
+
+def finished(out, steps=40):
+    """The run trained to its limit and saved, best file included."""
+    assert checkpoint.load(out).meta["step"] == steps
+    assert os.path.exists(outputs.best_path(out))
+
+
+@pytest.mark.parametrize("merged", [False, True])  # 2> >(head -c 20), 2>&1 | head -c 20
+def test_a_closed_stderr_pipe_neither_stops_training_nor_loses_it(tmp_path, corpus, merged):
+    """The reader of stderr (a tee, an ssh session) goes away after the first line; the
+    progress bar and previews after it must not end the run: it trains on and saves."""
+    out = str(tmp_path / "m.npz")
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(corpus), "-o", out,
+                          *TINY, *LONG], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT if merged else subprocess.PIPE)
+    reader = p.stdout if merged else p.stderr
+    assert reader.read(20).startswith(b"charrnn: ")
+    reader.close()
+    assert p.wait(timeout=120) == 0
+    finished(out)
+
+
+def test_a_full_stderr_neither_stops_training_nor_loses_it(tmp_path, corpus):
+    out = str(tmp_path / "m.npz")
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "charrnn", "train", str(corpus), "-o", out,
+                            *TINY, *LONG], stderr=full, timeout=120)
+    assert p.returncode == 0
+    finished(out)
+
+
+def test_an_unwritable_log_is_given_up_with_one_warning(tmp_path, corpus):
+    out = str(tmp_path / "m.npz")
+    p = charrnn("train", str(corpus), "-o", out, *TINY, *LONG, "--log", "/dev/full", "-q")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert err == ("charrnn: warning: cannot write the log /dev/full (No space left on "
+                   "device); training goes on without it\n")
+    finished(out)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                      (signal.SIGHUP, 129)])
+def test_a_signal_while_the_kernels_compile_ends_the_run_with_one_line(tmp_path, corpus, sig,
+                                                                       code):
+    """A fresh numba cache, so the kernels really compile; the signal once the notice
+    says so. (Ctrl-C there was a traceback, or its KeyboardInterrupt was swallowed in
+    a ctypes callback of numba's compiler and the run went on.)"""
+    out = str(tmp_path / "m.npz")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    p = charrnn("train", str(corpus), "-o", out, *TINY, *LONG, "-q", env=env)
+    assert p.stderr.readline().startswith("charrnn: compiling kernels")
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == code
+    assert err == f"charrnn: interrupted by {sig.name} before training began; nothing was written\n"
+    assert os.listdir(tmp_path) == ["numba"]  # no checkpoint, no lock file
+
+
+# -- files that are not the run's own ------------------------------------------------
+
+def train_cli(*args, cwd, steps=10):
+    """(exit status, stderr but the notice of a compile)"""
+    p = charrnn("train", *args, *TINY, "--max-steps", str(steps), "--eval-every", "5", "-q",
+                cwd=cwd)
+    _, err = p.communicate(timeout=300)
+    return p.returncode, "".join(line for line in err.splitlines(keepends=True)
+                                 if not line.startswith("charrnn: compiling kernels"))
+
+
+def test_no_run_replaces_another_runs_files(tmp_path, corpus):
+    """-o m.npz and -o m keep their own best files; a checkpoint, a best file (an
+    orphan too) or the -o of a --resume is never replaced without --force."""
+    c = str(corpus)
+    assert train_cli(c, "-o", "m.npz", "--model", "lstm", cwd=tmp_path) == (0, "")
+    lstm_best = (tmp_path / "m.best.npz").read_bytes()
+    assert train_cli(c, "-o", "m", "--model", "gru", cwd=tmp_path) == (0, "")
+    assert (tmp_path / "m.best.npz").read_bytes() == lstm_best
+    assert checkpoint.load(tmp_path / "m.best").config.kind == "gru"
+    code, err = train_cli(c, "-o", "m.best.npz", cwd=tmp_path)  # its checkpoint: m.npz's best
+    assert code == 1 and err.startswith("charrnn: error: m.best.npz already holds a checkpoint")
+    os.unlink(tmp_path / "m.npz")  # m.best.npz is an orphan now
+    code, err = train_cli(c, "-o", "m.npz", cwd=tmp_path)
+    assert code == 1 and err.startswith("charrnn: error: m.best.npz already exists")
+    assert (tmp_path / "m.best.npz").read_bytes() == lstm_best
+    before = (tmp_path / "m").read_bytes()
+    code, err = train_cli(c, "--resume", "m.best.npz", "-o", "m", cwd=tmp_path)
+    assert code == 1 and "--resume m.best.npz -o m would replace" in err and err.count("\n") == 1
+    assert (tmp_path / "m").read_bytes() == before
+    code, err = train_cli(c, "--resume", "m.best.npz", "-o", "m", "--force", cwd=tmp_path, steps=12)
+    assert code == 0 and "error" not in err, err
+    assert checkpoint.load(tmp_path / "m").meta["step"] == 12
+    assert sorted(os.listdir(tmp_path)) == ["m", "m.best", "m.best.npz"]  # no temp or lock left

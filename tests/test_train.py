@@ -107,7 +107,7 @@ def test_checkpoint_every_writes(tmp_path, monkeypatch):
     tr.run(run, progress=False)
     best = tr.best_path(out)
     assert [s for p, s in saved if p == out] == [5, 10, 12]
-    assert [s for p, s in saved if p == best] == [12]  # the one validation, at the end
+    assert [s for p, s in saved if p == best] == []  # no scheduled validation: no best
     ck = checkpoint.load(out)
     assert ck.meta["step"] == 12 and ck.meta["train"]["checkpoint_every"] == 5
 
@@ -199,14 +199,6 @@ def test_seed_fixes_the_run(tmp_path):
     assert not np.array_equal(a.flat, c.flat)
 
 
-def test_check_writable(tmp_path):
-    with pytest.raises(CharrnnError, match="does not exist"):
-        tr.check_writable(str(tmp_path / "no" / "m.npz"))
-    with pytest.raises(CharrnnError, match="is a directory"):
-        tr.check_writable(str(tmp_path))
-    tr.check_writable(str(tmp_path / "m.npz"))
-
-
 def test_cosine_schedule_values():
     """Warm-up 10 steps, then half a cosine from 0.01 to 0.001 over the remaining 90."""
     tc = tr.TrainConfig(lr=0.01, min_lr=0.001, warmup=10, schedule="cosine")
@@ -226,6 +218,44 @@ def test_patience_stops_a_run_that_no_longer_improves(tmp_path):
     tr.run(run, progress=False)
     assert run.step == 20  # best at the first validation (step 5), then 3 without a better one
     assert checkpoint.load(tmp_path / "m.npz").meta["validations_since_best"] == 3
+
+
+def stop_and_resume(path, stop, **train):
+    """A run stopped at step stop (between validations) and resumed to its end."""
+    first = make_run(path, **dict(train, max_steps=stop))
+    tr.run(first, progress=False)
+    hit = first.val_loss < first.best_val  # the last, unscheduled, validation beat the best
+    resumed = make_run(path, resume=path, max_steps=train["max_steps"])
+    tr.run(resumed, progress=False)
+    return resumed, hit
+
+
+def test_a_stop_between_validations_changes_neither_the_best_file_nor_patience(tmp_path):
+    """On a noisy validation curve (a high learning rate, 100 validation characters,
+    one every 4 steps), runs stopped between validations after the last best and resumed
+    end with the same weights and best file and early-stop at the same step as the run
+    straight through, though the validation at some of those stops beat the best so far."""
+    train = dict(max_steps=400, eval_every=4, patience=3, lr=0.05, val_chars=100)
+    straight = make_run(tmp_path / "a.npz", **train)
+    tr.run(straight, progress=False)
+    assert straight.step < 400  # patience stopped it
+    a = checkpoint.load(tmp_path / "a.best.npz")
+    hits = 0
+    # stops after the last best: a best found there would be the last, and reset patience
+    for stop in [s for s in range(a.meta["step"] + 1, straight.step) if s % 4]:
+        path = tmp_path / f"b{stop}.npz"
+        resumed, hit = stop_and_resume(path, stop, **train)
+        hits += hit
+        assert resumed.step == straight.step, stop
+        assert np.array_equal(resumed.flat, straight.flat), stop
+        assert resumed.stale == straight.stale and resumed.best_val == straight.best_val, stop
+        b = checkpoint.load(tr.best_path(str(path)))
+        assert a.arrays.keys() == b.arrays.keys()
+        for key in a.arrays:
+            assert np.array_equal(a.arrays[key], b.arrays[key]), (stop, key)
+        for key in ("step", "val_loss", "best_val_loss", "validations_since_best", "rng"):
+            assert a.meta[key] == b.meta[key], (stop, key)
+    assert hits >= 2, "no stop fell where an unscheduled validation beat the best"
 
 
 def test_steps_after_the_first_fault_in_no_fresh_memory():
