@@ -26,7 +26,9 @@ import subprocess
 import sys
 import time
 
-import charrnn  # noqa: F401,E402 - before numpy (results imports it): one BLAS thread, as the CLI
+import charrnn.setup  # noqa: E402
+
+charrnn.setup.configure()  # before numpy (results imports it): one BLAS thread, as the CLI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from charrnn import CharrnnError, __version__
+from charrnn import CharrnnError, __version__, setup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
@@ -42,6 +42,7 @@ class Group(click.Group):
             raise PipeClosed() from None
 
     def main(self, *args, **kwargs):
+        setup.configure()  # before any command imports numpy or numba
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Exit as e:

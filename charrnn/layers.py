@@ -134,7 +134,7 @@ def softmax_xent(logits, targets, scale, lo, hi):
     and writes one array, so LLVM vectorizes it (two arrays that may be one kept
     it to one element at a time)."""
     V = logits.shape[1]
-    total = 0.0
+    total = np.float64(0.0)  # float64 without the compiler too (NumPy keeps float32 sums float32)
     for m in range(lo, hi):
         row = logits[m]
         mx = row_max(row)  # subtracted before exp, so nothing overflows
@@ -156,7 +156,7 @@ def softmax_xent(logits, targets, scale, lo, hi):
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def xent(logits, targets):
     """The summed cross-entropy alone, for evaluation: no gradient is written."""
-    total = 0.0
+    total = np.float64(0.0)  # as in softmax_xent
     for m in range(logits.shape[0]):
         mx, s = max_and_sum_exp(logits[m])
         total += np.log(s) - (logits[m, targets[m]] - mx)

@@ -1,6 +1,6 @@
 """Work split across threads: how charrnn uses more than one core.
 
-BLAS runs one thread (see __init__.py), because a recurrence is a chain of small
+BLAS runs one thread (see setup.py), because a recurrence is a chain of small
 GEMMs that BLAS threads only slow down. Instead charrnn splits the work itself,
 in one of two ways:
 - by streams (step_ranges(), model.loss_and_grad): the N streams of a chunk are

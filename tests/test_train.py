@@ -226,31 +226,3 @@ def test_patience_stops_a_run_that_no_longer_improves(tmp_path):
     tr.run(run, progress=False)
     assert run.step == 20  # best at the first validation (step 5), then 3 without a better one
     assert checkpoint.load(tmp_path / "m.npz").meta["validations_since_best"] == 3
-
-
-def test_steps_after_the_first_fault_in_no_fresh_memory():
-    """charrnn keeps the memory a step frees for the next (charrnn/__init__.py); the
-    glibc default gives it back to the kernel, and the next step faults it in again.
-    Run in a fresh process, so nothing else in it allocates."""
-    import subprocess
-    import sys
-    code = """if True:
-        import resource
-        import numpy as np
-        from charrnn import synth
-        from charrnn.model import ModelConfig
-        from charrnn.train import Run, TrainConfig
-        cfg = ModelConfig(kind="lstm", hidden=256, layers=2, embed=32, dropout=0.1)
-        run = Run(synth.generate(100_000, seed=1), "unused.npz", cfg,
-                  TrainConfig(batch_size=32, seq_length=50, seed=0))
-        for _ in range(3):
-            run.train_step()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(5):
-            run.train_step()
-        print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
-    """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    # with glibc's defaults this was 616 a step (8,000 for the 2x384 LSTM of a preset)
-    assert float(out.stdout) < 100
