@@ -9,6 +9,7 @@ import sys
 import click
 
 from charrnn import CharrnnError, __version__, setup
+from charrnn.paths import check_writable
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
@@ -179,10 +180,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
         raise CharrnnError(f"{output} already holds a checkpoint; continue it with --resume "
                            f"{output}, choose another -o, or pass --force to start over")
     if log_file:  # found unwritable now, not after the corpus is read
-        try:
-            open(log_file, "a").close()
-        except OSError as e:
-            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
+        check_writable(log_file, "the log", "--log", "log.jsonl")
     if resume and "seed" in given:
         say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
             "random sequence")

@@ -71,6 +71,14 @@ def advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def step_buffers(N, table0, bhns):
+    """advance()'s scratch for N samples: xw, a (N, gU) and scratch (U,)."""
+    gU = table0.shape[1]
+    return (np.empty((N, gU), dtype=table0.dtype), np.empty((N, gU), dtype=table0.dtype),
+            np.empty(bhns.shape[1], dtype=table0.dtype))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
     """One step of the cell of this kind from h_prev (N, U) (and c_prev, for the
     LSTM) to h (and c), which may be the same arrays: the training kernels' cells,
@@ -174,12 +182,9 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
     coins: (K, N) uniform in [0, 1). The thread with units from 0 also draws the
     characters while the others wait."""
     K, N = out.shape
-    gU = table0.shape[1]
     V = by.shape[0]
     L = state.shape[0]
-    xw = np.empty((N, gU), dtype=table0.dtype)
-    a = np.empty((N, gU), dtype=table0.dtype)
-    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
+    xw, a, scratch = step_buffers(N, table0, bhns)
     logits = np.empty((N, V), dtype=table0.dtype)
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
@@ -206,10 +211,7 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
 def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     """Conditions state (L, S, N, H) on the characters ids (P,), the same for every sample."""
     N = state.shape[2]
-    G = table0.shape[1]
-    xw = np.empty((N, G), dtype=table0.dtype)
-    a = np.empty((N, G), dtype=table0.dtype)
-    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
+    xw, a, scratch = step_buffers(N, table0, bhns)
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
@@ -255,10 +257,8 @@ def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs,
     step's survivor came from and the character it added; scores (W,): sums of
     log-probabilities, in and out; tok (W,), state (L, S, W, H): in and out."""
     T, W = parents.shape
-    L, G, V = state.shape[0], table0.shape[1], by.shape[0]
-    xw = np.empty((W, G), dtype=table0.dtype)
-    a = np.empty((W, G), dtype=table0.dtype)
-    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
+    L, V = state.shape[0], by.shape[0]
+    xw, a, scratch = step_buffers(W, table0, bhns)
     logits = np.empty((W, V), dtype=table0.dtype)
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from charrnn import CharrnnError, __version__, checkpoint
+from charrnn import CharrnnError, __version__, checkpoint, paths
 from charrnn.data import Batches, build_vocab, encode, split
 from charrnn.evaluate import evaluate
 from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
@@ -107,13 +107,7 @@ def best_path(path):
 
 def check_writable(path):
     """Fail before training, not after an hour, if the checkpoint cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CharrnnError(f"output {path} is a directory; give a file name such as {path}/model.npz")
-    if not os.path.isdir(folder):
-        raise CharrnnError(f"output folder {folder} does not exist; create it or choose another -o")
-    if not os.access(folder, os.W_OK):
-        raise CharrnnError(f"output folder {folder} is not writable; choose another -o")
+    paths.check_writable(path, "the checkpoint", "-o", "model.npz", replaced=True)
 
 
 class Run:
