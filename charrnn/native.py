@@ -1,8 +1,8 @@
 """What numba does not give the kernels by itself: numpy's own BLAS, and a barrier.
 
 numba's np.dot calls the BLAS that SciPy bundles; numpy bundles a newer OpenBLAS
-whose small GEMMs (a few rows against a few hundred columns) run 1.2-1.4x faster
-on this project's machines (benchmarks/RESULTS.md). The sampler's products go
+whose small GEMMs (a few rows against a few hundred columns) run faster on this
+project's machines (benchmarks/RESULTS.md). The sampler's products go
 through gemm() here; training's per-step products through packed.py, faster still.
 Its cblas_sgemm and cblas_sgemv are found once per process, when the first ctx is
 made (not at import), and their addresses are handed to the kernels as numbers in
@@ -67,7 +67,7 @@ def _numpy_blas_addresses(*routines):
 
 def _numba_without_scipy_linalg():
     """numba's first kernel call imports numba.np.arraymath, which imports scipy.linalg
-    (0.25 s: a third of a warm `charrnn sample`) only to learn whether np.dot can
+    (a third of a warm `charrnn sample`) only to learn whether np.dot can
     work. The kernels call numpy's BLAS instead; np.dot, their fallback and the
     float64 path, still works: numba imports SciPy's BLAS when it compiles a call to
     it, and its C helper does when a cached one first runs. Importing arraymath
@@ -154,10 +154,9 @@ def _cblas_sgemv(typingctx, address, K, N, x, b, ldb, out):
 
 # OpenBLAS multiplies small matrices (m * k * n up to about 12 x 128 x 512) on a
 # path without packing; just above, its general path repacks the weights on every
-# call, which can cost more than the arithmetic (25 rows against 256 x 256: 33 us
-# in one call, 19 us as blocks of 8 or 9 rows). Blocks of fewer rows, the share of
-# larger weights, run slower than one call (25 rows against 256 x 768: 82 us in
-# one call, 150 us and more as blocks of 3 to 5 rows).
+# call, which can cost more than the arithmetic, so such products run as blocks of
+# rows on the small path. Blocks of fewer rows than MIN_BLOCK, the share of larger
+# weights, ran slower than one call (benchmarks/RESULTS.md).
 SMALL_GEMM = 12 * 128 * 512
 MIN_BLOCK = 8
 
@@ -196,7 +195,7 @@ def _gemm_typed(ctx, a, b, out):
         N = b.shape[1]
         s = a.itemsize
         if M == 1 and ctx[SGEMV] != 0 and a.strides[1] == s:  # sampling one text: sgemv
-            # (sgemm repacks the weights for one row: 1.25x slower at 512 x 1024)
+            # (sgemm repacks the weights even for one row)
             _cblas_sgemv(ctx[SGEMV], np.int64(K), np.int64(N), a[0], b, np.int64(b.strides[0] // s),
                          out[0])
             return
@@ -320,12 +319,11 @@ def _futex_typed(ctx, op, value):
 @njit(cache=True, inline="always", error_model="numpy")
 def barrier(ctx):
     """Waits until all ctx[TEAM] threads have called it (after each time step; in
-    sampling, each layer). A waiting thread spins first: a step of a 2x256 LSTM
-    takes 0.1 ms, and on an idle machine the others arrive within it. Then it sleeps
-    (a futex) until the last one in wakes it: when other processes want the cores,
-    a thread that spun on would hold a core while the one it waits for sits off it.
-    Spinning for less than 0.1 ms slowed the sampler, whose threads wait longer, on
-    an idle machine (benchmarks/RESULTS.md)."""
+    sampling, each layer). A waiting thread spins first, SPINS loads, about a step of
+    a 2x256 LSTM: on an idle machine the others arrive within it, and the sampler,
+    whose threads wait longer, slowed with less. Then it sleeps (a futex) until the
+    last one in wakes it: when other processes want the cores, a thread that spun on
+    would hold a core while the one it waits for sits off it (benchmarks/RESULTS.md)."""
     P = ctx[TEAM]
     if P <= 1:
         return

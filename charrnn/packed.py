@@ -5,8 +5,8 @@ Dimensions: M rows (a part's streams), K inner, N columns (a part's gate columns
 NR = 32 columns to a panel, MR rows to a register tile.
 
 These products are small (25 or 50 rows) and there are T of them per layer and
-chunk against the same weights. OpenBLAS repacks the weights on every call and
-reached 80-135 GFLOP/s a core on them; this kernel packs them once per chunk into
+chunk against the same weights. OpenBLAS repacks the weights on every call; this
+kernel packs them once per chunk into
 panels, Bp (ceil(N/NR), K, NR), so that row k of a panel is one contiguous
 128-byte line, and runs a register tile of up to MR rows x NR columns over all of
 K: per k, one broadcast of each row's a[k], two loads of the panel's line, 2*MR
