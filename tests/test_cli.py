@@ -90,8 +90,8 @@ def test_help_does_not_import_numba():
 
 
 def test_warm_sample_does_not_import_scipy_linalg(ckpt):
-    """scipy.linalg takes 0.1-0.25 s to import, which numba does for np.dot; with
-    numpy's BLAS found (native.py) a warm `charrnn sample` never needs it."""
+    """scipy.linalg is slow to import (benchmarks/RESULTS.md), which numba does for
+    np.dot; with numpy's BLAS found (native.py) a warm `charrnn sample` never needs it."""
     from charrnn import native
     code = ("import sys\nfrom charrnn.cli import cli\n"
             f"try:\n    cli(['sample', {str(ckpt)!r}, '--length', '20'], prog_name='charrnn')\n"
