@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow demo corpora bench compare results clean
+.PHONY: help install lint format test test-slow demo corpora bench compare results clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -17,6 +17,12 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
+
+lint: $(STAMP)  ## check the code with ruff (ruff.toml)
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP)  ## format the code with ruff (rewrites files: not yet run over the tree)
+	$(VENV)/bin/ruff format .
 
 test: $(STAMP)  ## run the whole test suite (but the tests marked slow)
 	$(PY) -m pytest -q -m "not slow"

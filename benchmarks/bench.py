@@ -49,8 +49,14 @@ def peak_rss_mb():
 
 # -- one measurement, in a child process -------------------------------------------
 
+def configure_charrnn():
+    """The process set-up the CLI makes (one BLAS thread, ...), before numpy loads."""
+    import charrnn.setup
+    charrnn.setup.configure()
+
+
 def child_charrnn(kind, H, steps, warmup, sample_chars):
-    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
+    configure_charrnn()
     import numpy as np
     from charrnn.model import ModelConfig
     from charrnn.sample import Sampler
@@ -140,6 +146,7 @@ def child_torch(kind, H, steps, warmup, sample_chars):
 
 def child_big_corpus(path, steps):
     """Reads a large corpus and trains a few steps: read speed and peak RSS."""
+    configure_charrnn()
     from charrnn.data import read_corpus
     from charrnn.model import ModelConfig
     from charrnn.train import Run, TrainConfig
@@ -191,7 +198,7 @@ def products_alone_seconds(sampler, chars):
 
 def child_num_samples(counts, chars):
     """Aggregate sampling chars/s of a 2x128 LSTM for each --num-samples in counts."""
-    import charrnn  # noqa: F401 - first, so that it sets BLAS to one thread as the CLI does
+    configure_charrnn()
     import numpy as np
     from charrnn.model import ModelConfig, carve, init_params
     from charrnn.sample import Sampler

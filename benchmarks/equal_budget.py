@@ -12,9 +12,10 @@ threads; torch.set_num_threads). The clock starts after compilation (charrnn's
 warm-up) and includes the validations, every --eval-every steps, on the whole
 held-out last 10% of tiny Shakespeare (or --corpus), scored as charrnn.evaluate
 scores it (50 contiguous parts side by side, each after 200 characters of burn-in).
-PyTorch starts from charrnn's initial weights, copied as docs/checkpoint.md says; before training both score those weights, and the two
-scores must agree (the check that both sides evaluate the same model on the same
-characters). Needs PyTorch (pip install torch==2.13.0); charrnn never does.
+PyTorch starts from charrnn's initial weights, copied as docs/checkpoint.md says;
+before training both score those weights, and the two scores must agree (the check
+that both sides evaluate the same model on the same characters). Needs PyTorch
+(pip install torch==2.13.0); charrnn never does.
 """
 import argparse
 import json
@@ -26,7 +27,9 @@ import subprocess
 import sys
 import time
 
-import charrnn  # noqa: F401,E402 - before numpy (results imports it): one BLAS thread, as the CLI
+import charrnn.setup  # noqa: E402
+
+charrnn.setup.configure()  # before numpy (results imports it): one BLAS thread, as the CLI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

@@ -29,8 +29,10 @@ import sys
 import tempfile
 import time
 
-import charrnn  # noqa: F401 - before numpy: one BLAS thread, as the CLI sets it
-import numpy as np
+import charrnn.setup
+
+charrnn.setup.configure()  # before numpy: one BLAS thread, as the CLI sets it
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

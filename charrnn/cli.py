@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from charrnn import CharrnnError, __version__
+from charrnn import CharrnnError, __version__, setup
+from charrnn.paths import check_writable
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
@@ -44,6 +45,7 @@ class Group(click.Group):
             raise click.Abort() from None
 
     def main(self, *args, **kwargs):
+        setup.configure()  # before any command imports numpy or numba
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Exit as e:
@@ -203,10 +205,7 @@ def _prepare(files, output, log_file, quiet, resume, encoding, force, opts, give
     from charrnn.data import read_corpus
     outputs.claim(output, resume, force)  # under the lock: no other run creates them now
     if log_file:  # found unwritable now, not after the corpus is read
-        try:
-            open(log_file, "a").close()
-        except OSError as e:
-            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
+        check_writable(log_file, "the log", "--log", "log.jsonl")
     ck, cfg, tc = _train_settings(resume, opts, given)
     corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
     run = tr.Run(corpus, output, cfg, tc, resume=ck,

@@ -4,13 +4,13 @@ numba keys a cached kernel to the contents of the file that defines it. charrnn'
 kernels inline functions from other files (native.py, layers.py, the cells in
 lstm.py, gru.py, rnn.py), so an edit or an upgrade that changed only one of those
 would leave the others loading stale machine code. These locators (numba's own,
-put first in NUMBA_CACHE_LOCATOR_CLASSES by __init__.py) key every charrnn kernel
+put first in NUMBA_CACHE_LOCATOR_CLASSES by setup.configure()) key every charrnn kernel
 to a hash of all of charrnn's sources instead: any change compiles them all again,
 once. They keep numba's places: __pycache__ beside the sources, or the user's cache
 folder when the package folder is read-only. Kernels outside charrnn, and
 everything when NUMBA_CACHE_DIR is set, are left to numba's own locators, and so is
-everything in a process that imported numba before charrnn (numba reads the
-setting once, when it loads).
+everything in a process that imported numba before it called setup.configure()
+(numba reads the setting once, when it loads).
 """
 import hashlib
 import os

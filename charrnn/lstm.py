@@ -57,7 +57,7 @@ def lstm_cell(h, c, gates, a, c_prev, u0):
     may overlap are checked first); a (4U,) this part's recurrent product. Every loop
     runs over slices from 0, so numba can drop its negative-index checks, and over
     few arrays, so LLVM vectorizes it (offset indices such as gates[q*H + u0 + u]
-    kept both from happening: 1.4x slower)."""
+    kept both from happening)."""
     U = h.shape[0]
     H = gates.shape[0] // 4
     for q in range(4):

@@ -238,7 +238,7 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
     Unless its layers are split by units (threads.py), the step is split by streams:
     each thread runs forward and backward of its streams into its own gradients,
     added in order at the end, so the threads wait for each other once per step
-    rather than at each of 14 products (step 1.1-1.3x at 2x128 and 2x256)."""
+    rather than at each of 14 products."""
     if wmasks is not None:  # the chunk runs on Wh * mask; its gradient is masked the same way
         p = dict(p, **{f"L{l}.Wh": p[f"L{l}.Wh"] * wmasks[l] for l in range(cfg.layers)})
         g_wh = [g[f"L{l}.Wh"].copy() for l in range(cfg.layers)]  # what g held before

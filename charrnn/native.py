@@ -1,14 +1,19 @@
 """What numba does not give the kernels by itself: numpy's own BLAS, and a barrier.
 
 numba's np.dot calls the BLAS that SciPy bundles; numpy bundles a newer OpenBLAS
-whose small GEMMs (a few rows against a few hundred columns) run 1.2-1.4x faster
-on this project's machines (benchmarks/RESULTS.md). The sampler's products go
+whose small GEMMs (a few rows against a few hundred columns) run faster on this
+project's machines (benchmarks/RESULTS.md). The sampler's products go
 through gemm() here; training's per-step products through packed.py, faster still.
-Its cblas_sgemm and cblas_sgemv are found once per process and their addresses are
-handed to the kernels as numbers in their ctx array, so the compiled code holds no
-address and stays cacheable (cache=True). Where numpy's BLAS cannot be found, the
-addresses are 0 and gemm() falls back to np.dot; float64 (the gradient checks)
-always takes np.dot.
+Its cblas_sgemm and cblas_sgemv are found once per process, when the first ctx is
+made (not at import), and their addresses are handed to the kernels as numbers in
+their ctx array, so the compiled code holds no address and stays cacheable
+(cache=True). Where numpy's BLAS cannot be found, the addresses are 0 and gemm()
+falls back to np.dot; float64 (the gradient checks) always takes np.dot.
+
+The atomics, the futex and the BLAS calls are LLVM IR (intrinsics), which only
+compiled code can run; each is reached through a plain-Python function of the same
+meaning that numba replaces by the intrinsic (an overload), so with
+NUMBA_DISABLE_JIT=1 the kernels run as Python, slowly, for a debugger.
 
 ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
     ctx[0], ctx[1]   the barrier: threads arrived, barriers completed
@@ -22,10 +27,13 @@ The kernels that inline this file's functions are compiled afresh when it change
 (kernel_cache.py).
 """
 import ctypes
+import functools
 import glob
 import os
 import platform
 import sys
+import threading
+import time
 
 import numpy as np
 from llvmlite import ir
@@ -57,13 +65,9 @@ def _numpy_blas_addresses(*routines):
     return [0] * len(routines)
 
 
-SGEMM_ADDRESS, SGEMV_ADDRESS = ([0, 0] if os.environ.get("CHARRNN_SCIPY_BLAS")
-                                else _numpy_blas_addresses("sgemm", "sgemv"))
-
-
 def _numba_without_scipy_linalg():
     """numba's first kernel call imports numba.np.arraymath, which imports scipy.linalg
-    (0.25 s: a third of a warm `charrnn sample`) only to learn whether np.dot can
+    (a third of a warm `charrnn sample`) only to learn whether np.dot can
     work. The kernels call numpy's BLAS instead; np.dot, their fallback and the
     float64 path, still works: numba imports SciPy's BLAS when it compiles a call to
     it, and its C helper does when a cached one first runs. Importing arraymath
@@ -79,7 +83,15 @@ def _numba_without_scipy_linalg():
         del sys.modules[hidden]
 
 
-_numba_without_scipy_linalg()
+@functools.cache
+def blas_addresses():
+    """(sgemm, sgemv): the addresses of numpy's routines, (0, 0) where not found or
+    with CHARRNN_SCIPY_BLAS set; looked up when the first ctx is made, which comes
+    before the first kernel call (and so before numba's check of SciPy's BLAS)."""
+    _numba_without_scipy_linalg()
+    if os.environ.get("CHARRNN_SCIPY_BLAS"):
+        return 0, 0
+    return tuple(_numpy_blas_addresses("sgemm", "sgemv"))
 
 
 SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), 0) if sys.platform == "linux" else 0
@@ -89,8 +101,8 @@ SPINS = 200_000  # atomic loads (about 0.1 ms) before a waiting thread sleeps
 
 def new_ctx(P, numpy_blas=True):
     """numpy_blas=False: np.dot (SciPy's BLAS) throughout, for A/B measurements."""
-    return np.array([0, 0, P, SGEMM_ADDRESS if numpy_blas else 0, SYS_FUTEX, 0, SPINS,
-                     SGEMV_ADDRESS if numpy_blas else 0], dtype=np.int64)
+    sgemm, sgemv = blas_addresses() if numpy_blas else (0, 0)
+    return np.array([0, 0, P, sgemm, SYS_FUTEX, 0, SPINS, sgemv], dtype=np.int64)
 
 
 def _data(context, builder, aryty, ary):
@@ -142,10 +154,9 @@ def _cblas_sgemv(typingctx, address, K, N, x, b, ldb, out):
 
 # OpenBLAS multiplies small matrices (m * k * n up to about 12 x 128 x 512) on a
 # path without packing; just above, its general path repacks the weights on every
-# call, which can cost more than the arithmetic (25 rows against 256 x 256: 33 us
-# in one call, 19 us as blocks of 8 or 9 rows). Blocks of fewer rows, the share of
-# larger weights, run slower than one call (25 rows against 256 x 768: 82 us in
-# one call, 150 us and more as blocks of 3 to 5 rows).
+# call, which can cost more than the arithmetic, so such products run as blocks of
+# rows on the small path. Blocks of fewer rows than MIN_BLOCK, the share of larger
+# weights, ran slower than one call (benchmarks/RESULTS.md).
 SMALL_GEMM = 12 * 128 * 512
 MIN_BLOCK = 8
 
@@ -184,7 +195,7 @@ def _gemm_typed(ctx, a, b, out):
         N = b.shape[1]
         s = a.itemsize
         if M == 1 and ctx[SGEMV] != 0 and a.strides[1] == s:  # sampling one text: sgemv
-            # (sgemm repacks the weights for one row: 1.25x slower at 512 x 1024)
+            # (sgemm repacks the weights even for one row)
             _cblas_sgemv(ctx[SGEMV], np.int64(K), np.int64(N), a[0], b, np.int64(b.strides[0] // s),
                          out[0])
             return
@@ -219,8 +230,7 @@ def add_gate_columns(acc, row, H, u0, u1):
 
 
 @intrinsic
-def _atomic_add(typingctx, arr, i, value):
-    """arr[i] += value, atomically; returns the value before."""
+def _atomic_add_ir(typingctx, arr, i, value):
     sig = types.int64(arr, i, value)
 
     def codegen(context, builder, signature, args):
@@ -232,7 +242,7 @@ def _atomic_add(typingctx, arr, i, value):
 
 
 @intrinsic
-def _atomic_load(typingctx, arr, i):
+def _atomic_load_ir(typingctx, arr, i):
     sig = types.int64(arr, i)
 
     def codegen(context, builder, signature, args):
@@ -244,10 +254,9 @@ def _atomic_load(typingctx, arr, i):
 
 
 @intrinsic
-def _futex(typingctx, ctx, op, value):
+def _futex_ir(typingctx, ctx, op, value):
     """syscall(ctx[FUTEX], &ctx[DONE], op, value, NULL, NULL, 0) on the low 32 bits of
-    ctx[DONE] (little-endian): FUTEX_WAIT sleeps while they equal value, FUTEX_WAKE
-    wakes up to value sleepers."""
+    ctx[DONE] (little-endian)."""
     sig = types.int64(ctx, op, value)
 
     def codegen(context, builder, signature, args):
@@ -267,30 +276,68 @@ def _futex(typingctx, ctx, op, value):
     return sig, codegen
 
 
+_python_atomics = threading.Lock()  # the atomics without the compiler: one at a time
+
+
+def atomic_add(arr, i, value):
+    """arr[i] += value, atomically; returns the value before."""
+    with _python_atomics:
+        before = arr[i]
+        arr[i] += value
+    return before
+
+
+def atomic_load(arr, i):
+    """arr[i], read atomically."""
+    return arr[i]
+
+
+def futex(ctx, op, value):
+    """FUTEX_WAIT sleeps while the low 32 bits of ctx[DONE] equal value, FUTEX_WAKE
+    wakes up to value sleepers. Without the compiler a waiting thread only lets the
+    others run, and spins on."""
+    if op == FUTEX_WAIT:
+        time.sleep(0)
+    return 0
+
+
+@overload(atomic_add, inline="always")
+def _atomic_add_typed(arr, i, value):
+    return lambda arr, i, value: _atomic_add_ir(arr, i, value)
+
+
+@overload(atomic_load, inline="always")
+def _atomic_load_typed(arr, i):
+    return lambda arr, i: _atomic_load_ir(arr, i)
+
+
+@overload(futex, inline="always")
+def _futex_typed(ctx, op, value):
+    return lambda ctx, op, value: _futex_ir(ctx, op, value)
+
+
 @njit(cache=True, inline="always", error_model="numpy")
 def barrier(ctx):
     """Waits until all ctx[TEAM] threads have called it (after each time step; in
-    sampling, each layer). A waiting thread spins first: a step of a 2x256 LSTM
-    takes 0.1 ms, and on an idle machine the others arrive within it. Then it sleeps
-    (a futex) until the last one in wakes it: when other processes want the cores,
-    a thread that spun on would hold a core while the one it waits for sits off it
-    (two 2x256 trainings at once on 2 cores: 870 ms a step each spinning, 180 with
-    the sleep, 155 split by streams). Spinning for less than 0.1 ms made the
-    sampler, whose threads wait longer, 1.3x slower on an idle machine."""
+    sampling, each layer). A waiting thread spins first, SPINS loads, about a step of
+    a 2x256 LSTM: on an idle machine the others arrive within it, and the sampler,
+    whose threads wait longer, slowed with less. Then it sleeps (a futex) until the
+    last one in wakes it: when other processes want the cores, a thread that spun on
+    would hold a core while the one it waits for sits off it (benchmarks/RESULTS.md)."""
     P = ctx[TEAM]
     if P <= 1:
         return
-    done = _atomic_load(ctx, DONE)
-    if _atomic_add(ctx, ARRIVED, np.int64(1)) == P - 1:  # the last one in lets all go
-        _atomic_add(ctx, ARRIVED, -P)
-        _atomic_add(ctx, DONE, np.int64(1))
-        if _atomic_load(ctx, ASLEEP) > 0:
-            _futex(ctx, np.int64(FUTEX_WAKE), np.int64(2 ** 31 - 1))
+    done = atomic_load(ctx, DONE)
+    if atomic_add(ctx, ARRIVED, np.int64(1)) == P - 1:  # the last one in lets all go
+        atomic_add(ctx, ARRIVED, -P)
+        atomic_add(ctx, DONE, np.int64(1))
+        if atomic_load(ctx, ASLEEP) > 0:
+            futex(ctx, np.int64(FUTEX_WAKE), np.int64(2 ** 31 - 1))
     else:
         spins = 0
-        while _atomic_load(ctx, DONE) == done:
+        while atomic_load(ctx, DONE) == done:
             spins += 1
             if spins > ctx[SPIN] and ctx[FUTEX] != 0:
-                _atomic_add(ctx, ASLEEP, np.int64(1))  # counted before DONE is read again
-                _futex(ctx, np.int64(FUTEX_WAIT), done & 0xFFFFFFFF)  # at once if DONE moved
-                _atomic_add(ctx, ASLEEP, np.int64(-1))
+                atomic_add(ctx, ASLEEP, np.int64(1))  # counted before DONE is read again
+                futex(ctx, np.int64(FUTEX_WAIT), done & 0xFFFFFFFF)  # at once if DONE moved
+                atomic_add(ctx, ASLEEP, np.int64(-1))

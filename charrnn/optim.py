@@ -12,22 +12,18 @@ from charrnn.layers import FAST
 
 BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "adagrad": ("v",), "sgd": ()}
 EPS = 1e-8
-# parameters a thread gets, at least, when an update is split across the cores: handing
-# half to another thread cost about 0.3 ms here, more than it saved below about a
-# million parameters (Adam on a 2x128 LSTM's 278K: 0.46 ms on one thread, 0.73 ms on
-# two; 1.1M: 1.36 against 1.27 ms)
+# parameters a thread gets, at least, when an update is split across the cores: below
+# about a million, handing half to another thread cost more than it saved
 SPLIT_ROWS = 1 << 20
 # the optimizers' constants, passed to the kernels in every call: a call to a numba
-# kernel that leaves out an argument with a default misses numba's fast dispatch (Adam
-# on a few parameters: 56 us a call against 0.9 us)
+# kernel that leaves out an argument with a default misses numba's fast dispatch
 BETA1, BETA2 = 0.9, 0.999
 RMSPROP_DECAY = 0.95
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
 def adam_update(w, dw, m, v, lr, t, beta1, beta2):
-    # in the buffers' precision (float32 when training): float64 arithmetic made the
-    # step of a 2x512 LSTM's 4.3M parameters 3x slower (29 ms against 10 ms)
+    # in the buffers' precision (float32 when training): float64 arithmetic was slower
     one = w.dtype.type(1.0)
     b1, b2, eps, rate = w.dtype.type(beta1), w.dtype.type(beta2), w.dtype.type(EPS), w.dtype.type(lr)
     c1 = w.dtype.type(1.0 / (1.0 - beta1 ** t))  # bias corrections, as multipliers
@@ -71,7 +67,7 @@ def sgd_update(w, dw, lr):
 def clip_global_norm(dw, max_norm):
     """Scales dw in place so that its L2 norm is at most max_norm; returns the norm
     before clipping (float64 accumulation, so it does not overflow in float32; in
-    vector lanes, which fast-math allows: one sequential sum was 4x slower)."""
+    vector lanes, which fast-math allows, faster than one sequential sum)."""
     s = 0.0
     for k in range(dw.size):
         s += dw[k] * dw[k]

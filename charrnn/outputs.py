@@ -12,6 +12,7 @@ import os
 
 from charrnn import CharrnnError
 from charrnn.checkpoint import TEMP_SUFFIX
+from charrnn.paths import check_writable
 
 
 def best_path(path):
@@ -27,22 +28,11 @@ def canonical(path):
     return os.path.join(os.path.realpath(folder), name)
 
 
-def check_writable(path):
-    """Fail before training, not after an hour, if the checkpoint cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CharrnnError(f"output {path} is a directory; give a file name such as {path}/model.npz")
-    if not os.path.isdir(folder):
-        raise CharrnnError(f"output folder {folder} does not exist; create it or choose another -o")
-    if not os.access(folder, os.W_OK):
-        raise CharrnnError(f"output folder {folder} is not writable; choose another -o")
-
-
 def targets(output):
     """The files a run writing output writes, [checkpoint, best], found writable."""
     paths = [output, best_path(output)]
     for path in paths:
-        check_writable(path)
+        check_writable(path, "the checkpoint", "-o", "model.npz", replaced=True)
     return paths
 
 

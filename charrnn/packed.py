@@ -5,32 +5,47 @@ Dimensions: M rows (a part's streams), K inner, N columns (a part's gate columns
 NR = 32 columns to a panel, MR rows to a register tile.
 
 These products are small (25 or 50 rows) and there are T of them per layer and
-chunk against the same weights. OpenBLAS repacks the weights on every call and
-reached 80-135 GFLOP/s a core on them; this kernel packs them once per chunk into
+chunk against the same weights. OpenBLAS repacks the weights on every call; this
+kernel packs them once per chunk into
 panels, Bp (ceil(N/NR), K, NR), so that row k of a panel is one contiguous
 128-byte line, and runs a register tile of up to MR rows x NR columns over all of
 K: per k, one broadcast of each row's a[k], two loads of the panel's line, 2*MR
-fused multiply-adds into accumulators that never leave the registers (about 190
-GFLOP/s a core with AVX-512; benchmarks/RESULTS.md). LLVM is handed the tile as
-vector IR (_tile): from plain loops it kept the accumulators in memory (5-30
-GFLOP/s). The same code serves float64 (the gradient checks), in twice the registers.
+fused multiply-adds into accumulators that never leave the registers (its speed:
+benchmarks/RESULTS.md). LLVM is handed the tile as
+vector IR (_tile_ir): from plain loops it kept the accumulators in memory, several
+times slower. The same code serves float64 (the gradient checks), in twice the
+registers. _tile, the plain-numpy meaning of that IR, runs in its place with
+NUMBA_DISABLE_JIT=1.
 
     Bp = pack(gate_columns(Wh, H, u0, u1))   once per chunk: the part's columns of Wh
     mul(h_prev, Bp, a)                       every step: a = h_prev Wh[:, those columns]
 """
+import functools
+
 import numpy as np
 from llvmlite import binding, ir
 from numba import njit, types
 from numba.core import cgutils, config
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 NR = 32
-# Rows of a tile: 2 * MR accumulators of 16 floats, two lines of the panel and one
-# broadcast in AVX-512's 32 registers (9: 21 of them; more rows than 9 ran slower on
-# 50-row products). With AVX2's 16 registers, a row takes 4 of them.
-# numba compiles for NUMBA_CPU_FEATURES where set, else for this machine.
-MR = 9 if "+avx512f" in (config.CPU_FEATURES or binding.get_host_cpu_features().flatten()) else 3
 KC = 256  # a panel's slice of KC x NR floats, 32 KB, stays in L1
+
+
+@functools.cache
+def tile_rows():
+    """MR, the rows of a tile, for the CPU numba compiles for (NUMBA_CPU_FEATURES where
+    set, else this machine's), asked when a kernel is compiled, not at import: 2 * MR
+    accumulators of 16 floats, two lines of the panel and one broadcast fit AVX-512's
+    32 registers at 9 (more rows ran slower on 50-row products); with AVX2's 16
+    registers a row takes 4 of them."""
+    return 9 if "+avx512f" in (config.CPU_FEATURES or binding.get_host_cpu_features().flatten()) else 3
+
+
+@overload(tile_rows)
+def _tile_rows_typed():
+    rows = tile_rows()  # a constant of the compiled code (cached kernels are keyed to the CPU)
+    return lambda: rows
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -60,6 +75,7 @@ def mul(a, Bp, out, accumulate=False):
     lda, ldc = a.strides[0] // s, out.strides[0] // s
     if a.strides[1] != s or out.strides[1] != s:
         raise ValueError("mul: a and out need rows of adjacent elements")
+    MR = tile_rows()
     blocks = -(-M // MR)
     edge = np.empty((MR if N % NR else 0, NR), dtype=out.dtype)  # a last panel's partial tile
     for k0 in range(0, K, KC):
@@ -79,13 +95,37 @@ def mul(a, Bp, out, accumulate=False):
                     out[lo:hi, p * NR:] = edge[:hi - lo, :cols]
 
 
-@intrinsic
-def _tile(typingctx, m, a, ia, lda, b, ib, c, ic, ldc, K, add):
+def _tile(m, a, ia, lda, b, ib, c, ic, ldc, K, add):
     """c[ic + r*ldc + j] (+)= sum over k < K of a[ia + r*lda + k] * b[ib + k*NR + j]
-    for r < m and j < NR, on the flat data of arrays a, b, c; add: whether to add
-    to c rather than overwrite it. 1 <= m <= MR: each m is its own code (a switch),
-    with m accumulators of NR lanes."""
+    for r < m and j < NR, on the flat data of arrays a, b, c (offsets from each
+    array's first element); add: whether to add to c rather than overwrite it."""
+    A, B, C = _window(a, ia, m, K, lda), _window(b, ib, K, NR, NR), _window(c, ic, m, NR, ldc)
+    product = A @ B
+    if add:
+        C += product
+    else:
+        C[...] = product
+
+
+def _window(x, offset, rows, cols, ld):
+    """The (rows, cols) matrix at element offset of x's data, rows ld elements apart."""
+    s = x.itemsize
+    flat = np.lib.stride_tricks.as_strided(x, (offset + (rows - 1) * ld + cols,), (s,))
+    return np.lib.stride_tricks.as_strided(flat[offset:], (rows, cols), (ld * s, s))
+
+
+@overload(_tile, inline="always")
+def _tile_typed(m, a, ia, lda, b, ib, c, ic, ldc, K, add):
+    return lambda m, a, ia, lda, b, ib, c, ic, ldc, K, add: _tile_ir(m, a, ia, lda, b, ib, c,
+                                                                      ic, ldc, K, add)
+
+
+@intrinsic
+def _tile_ir(typingctx, m, a, ia, lda, b, ib, c, ic, ldc, K, add):
+    """_tile for 1 <= m <= MR: each m is its own code (a switch), with m accumulators
+    of NR lanes."""
     sig = types.void(m, a, ia, lda, b, ib, c, ic, ldc, K, add)
+    MR = tile_rows()
 
     def codegen(context, builder, signature, args):
         m, a, ia, lda, b, ib, c, ic, ldc, K, add = args

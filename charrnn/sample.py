@@ -8,7 +8,7 @@ table (V, G) = embed.W @ L0.Wx + L0.b (or L0.Wx + L0.b for one-hot input), so a
 step of layer 0 is a row lookup. sample_chunk runs K steps per call and the
 Python side streams each chunk out as soon as it is made; chunks grow while they
 take under FLUSH_S, so text still arrives every few milliseconds while the cost of
-starting a call (about 0.2 ms when the threads split the units) is spread thin.
+starting a call (waking the other threads when they split the units) is spread thin.
 Randomness comes in as coins: uniform numbers drawn by the caller from seeded
 generators (one per sample), so the same seed gives the same text.
 
@@ -35,9 +35,8 @@ from charrnn.native import barrier, gate_columns, gemm, new_ctx
 from charrnn.rnn import rnn_cell
 
 KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
-# a chunk that took less than this is followed by one twice as long, up to MAX_CHUNK:
-# with the units split, waking the other thread for each call of 128 characters cost
-# 0.23 ms, and a 2x128 LSTM and a 2x256 RNN sampled 1.15x faster in chunks of 1,024
+# a chunk that took less than this is followed by one twice as long, up to MAX_CHUNK,
+# so that waking the other threads is paid once for many characters
 FLUSH_S = 0.01
 MAX_CHUNK = 1 << 14
 
@@ -62,12 +61,20 @@ def advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch
             gemm(ctx, new[l - 1, 0], Wxs[l], xw)
             xw += bs[l]
         gemm(ctx, old[l, 0], Whs[l], a)
-        if u1 - u0 == old.shape[3]:  # contiguous rows: the cell loops vectorize (1.1x)
+        if u1 - u0 == old.shape[3]:  # contiguous rows: the cell loops vectorize
             cell_step(kind, old[l, 0], old[l, -1], new[l, 0], new[l, -1], a, xw, bhns[l], scratch)
         else:
             cell_step(kind, old[l, 0][:, u0:u1], old[l, -1][:, u0:u1], new[l, 0][:, u0:u1],
                       new[l, -1][:, u0:u1], a, xw, bhns[l], scratch)
         barrier(ctx)  # the next layer, and the next step, read all of this one's h
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def step_buffers(N, table0, bhns):
+    """advance()'s scratch for N samples: xw, a (N, gU) and scratch (U,)."""
+    gU = table0.shape[1]
+    return (np.empty((N, gU), dtype=table0.dtype), np.empty((N, gU), dtype=table0.dtype),
+            np.empty(bhns.shape[1], dtype=table0.dtype))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -88,8 +95,8 @@ def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def output_row(h, Wy, by, logits):
     """logits (V,) = h (H,) Wy (H, V) + by for one sample: four rows of Wy a pass over
-    logits, in the loop LLVM vectorizes. numpy's sgemv took 1.32 us at 256 x 65 and
-    0.49 at 128 x 65 (V = 65 is 4 vectors and 1), this 0.38 at 128 x 65."""
+    logits, in the loop LLVM vectorizes; faster than sgemv on so few columns (V = 65
+    is 4 vectors and 1)."""
     H = h.shape[0]
     for v in range(logits.shape[0]):
         logits[v] = by[v]
@@ -109,8 +116,8 @@ def output_row(h, Wy, by, logits):
 def softmax_weights(logits, mx, temperature, floor, probs):
     """probs[v] = exp((logits[v] - mx) / temperature) for the logits at or above floor,
     0 for the others (and where the weight is below e^-87, where layers.exp stops);
-    returns their sum. In float32 through layers.exp, which vectorizes: a draw from 65
-    characters took 0.21 us against 0.51 with np.exp in float64."""
+    returns their sum. In float32 through layers.exp, which vectorizes, unlike np.exp
+    in float64."""
     # the division is a product with the reciprocal (fast-math), which overflows below
     # 5.6e-309 (and 0 * inf is NaN); at 1e-30 every weight but the largest is 0 already
     inv_t = 1.0 / max(temperature, 1e-30)
@@ -174,12 +181,9 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
     coins: (K, N) uniform in [0, 1). The thread with units from 0 also draws the
     characters while the others wait."""
     K, N = out.shape
-    gU = table0.shape[1]
     V = by.shape[0]
     L = state.shape[0]
-    xw = np.empty((N, gU), dtype=table0.dtype)
-    a = np.empty((N, gU), dtype=table0.dtype)
-    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
+    xw, a, scratch = step_buffers(N, table0, bhns)
     logits = np.empty((N, V), dtype=table0.dtype)
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
@@ -206,10 +210,7 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
 def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
     """Conditions state (L, S, N, H) on the characters ids (P,), the same for every sample."""
     N = state.shape[2]
-    G = table0.shape[1]
-    xw = np.empty((N, G), dtype=table0.dtype)
-    a = np.empty((N, G), dtype=table0.dtype)
-    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
+    xw, a, scratch = step_buffers(N, table0, bhns)
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
@@ -255,10 +256,8 @@ def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs,
     step's survivor came from and the character it added; scores (W,): sums of
     log-probabilities, in and out; tok (W,), state (L, S, W, H): in and out."""
     T, W = parents.shape
-    L, G, V = state.shape[0], table0.shape[1], by.shape[0]
-    xw = np.empty((W, G), dtype=table0.dtype)
-    a = np.empty((W, G), dtype=table0.dtype)
-    scratch = np.empty(bhns.shape[1], dtype=table0.dtype)
+    L, V = state.shape[0], by.shape[0]
+    xw, a, scratch = step_buffers(W, table0, bhns)
     logits = np.empty((W, V), dtype=table0.dtype)
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
@@ -295,7 +294,7 @@ class Sampler:
         x0 = f32["embed.W"] @ f32["L0.Wx"] if cfg.embed else f32["L0.Wx"]
         self.table0 = np.ascontiguousarray(x0 + f32["L0.b"])
         # the layers stacked into (L, ...) arrays, which index to contiguous 2-D
-        # views in compiled code (a numba typed List costs 0.6 s to build);
+        # views in compiled code (a numba typed List is slow to build);
         # layer 0's Wx is in table0, so its slot in Wxs stays zero
         L, H, G = cfg.layers, cfg.hidden, self.table0.shape[1]
         self.Wxs = np.zeros((L, H, G), dtype=np.float32)
@@ -309,8 +308,8 @@ class Sampler:
                         self.Whs, self.bs, self.bhns)
         # sample_chunk splits large layers (a 2x128 GRU's and up) across the cores
         # by units (threads.py): each thread reads only its units' columns of the
-        # weights, so two cores stream them from memory twice as fast (a 2x512 LSTM:
-        # 2x the characters per second; 2x256: its share stays in the core's cache)
+        # weights, so two cores stream them from memory twice as fast (or a share
+        # stays in its core's cache where the whole would not)
         # the bytes of weights a character reads: every Wh, the Wx above layer 0, out.W
         self.weight_bytes = self.Whs.nbytes + self.Wxs[1:].nbytes + self.Wy.nbytes
         units = threads.sample_unit_ranges(H, self.weight_bytes)

@@ -1,6 +1,6 @@
 """Work split across threads: how charrnn uses more than one core.
 
-BLAS runs one thread (see __init__.py), because a recurrence is a chain of small
+BLAS runs one thread (see setup.py), because a recurrence is a chain of small
 GEMMs that BLAS threads only slow down. Instead charrnn splits the work itself,
 in one of two ways:
 - by streams (step_ranges(), model.loss_and_grad): the N streams of a chunk are
@@ -11,9 +11,8 @@ in one of two ways:
 - by units (recurrence()): each thread computes its H/P hidden units (their columns
   of Wh) for all N streams, and the threads meet at a barrier after every step
   (native.py). Twice the rows per GEMM against half the weights: with 256 units and
-  512 gate columns a thread or more, the step ran faster than split by streams (2x512
-  LSTM 1.05-1.08x, 2x1024 RNN 1.05x); with 128 units (2x256 LSTM) 1.1-1.3x slower,
-  and with 256 columns (2x512 RNN) 1.13-1.17x slower. The sampler, one row per
+  512 gate columns a thread or more, the step ran faster than split by streams, with
+  fewer slower (benchmarks/RESULTS.md). The sampler, one row per
   step, splits by units when its weights are large enough (sample_unit_ranges):
   each core reads only its share of them.
 Where the units are split, the large products are cut by rows. The numba kernels
@@ -98,21 +97,16 @@ def _units(H, wide):
 def unit_ranges(H, G):
     """The units of each thread when training's layers of H units and G gate columns
     are split by units (MIN_UNITS and MIN_COLUMNS a thread, or CHARRNN_SPLIT decides),
-    or None when not. GRU 2x512 (768 columns a thread) stays split by units: it ran
-    from 0.93x to 1.04x split by units, against streams, in different hours."""
+    or None when not. GRU 2x512 (768 columns a thread) stays split by units: the two
+    splits tie on it."""
     return _units(H, lambda P: H // P >= MIN_UNITS and G // P >= MIN_COLUMNS)
 
 
 def sample_unit_ranges(H, weight_bytes):
     """unit_ranges for the sampler, which reads weight_bytes of weights a character:
     split when they are SAMPLE_MIN_BYTES or more. A split halves each core's reading
-    and adds three meetings a character. Measured at 2 threads, characters/s split
-    against not (in one process, alternating, medians of 8): 2x128 LSTM (820 KB)
-    1.46x, 2x256 RNN (850 KB) 1.19-1.24x, 2x128 GRU (610 KB) 1.30-1.33x, 2x96 LSTM
-    (460 KB) 1.12x; 2x160 RNN (340 KB) 0.87-0.98x, 2x64 LSTM (210 KB) 0.88-0.95x,
-    2x128 RNN (220 KB) 0.71x. Not quite a rule of bytes: a 2x96 GRU (350 KB) split ran
-    1.29x and is left on one thread; gate columns a thread did worse (a 2x64 LSTM's 128
-    lost, a 2x96 GRU's 144 won)."""
+    and adds three meetings a character; the bytes predicted which wins better than
+    gate columns a thread did (benchmarks/RESULTS.md)."""
     return _units(H, lambda P: weight_bytes >= SAMPLE_MIN_BYTES)
 
 

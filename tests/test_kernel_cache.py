@@ -11,15 +11,27 @@ from charrnn import kernel_cache, lstm, sample
 OURS = (kernel_cache.InTree, kernel_cache.UserWide)
 
 
-def test_charrnn_kernels_are_keyed_to_every_source():
+def test_charrnn_kernels_are_keyed_to_every_source(tmp_path, monkeypatch):
+    """A kernel's key changes with an edit to a file it only inlines (native.py for
+    lstm_forward), where numba's own key, its file's, stays the same."""
     for kernel in (lstm.lstm_forward, sample.sample_chunk):
         locator = kernel._cache._impl.locator
         if os.environ.get("NUMBA_CACHE_DIR"):  # the user's choice wins
             assert isinstance(locator, caching.UserProvidedCacheLocator)
-        else:
-            assert isinstance(locator, OURS)
-            assert locator.get_source_stamp() == kernel_cache.sources_stamp()
-            assert kernel_cache.sources_stamp() == kernel_cache.tree_hash(kernel_cache.HERE)
+            return
+        assert isinstance(locator, OURS)
+    root = tmp_path / "charrnn"
+    shutil.copytree(kernel_cache.HERE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(kernel_cache, "HERE", str(root))
+    monkeypatch.setattr(kernel_cache, "_stamp", None)
+    locator = lstm.lstm_forward._cache._impl.locator
+    numbas = caching.InTreeCacheLocator.get_source_stamp(locator)
+    before = locator.get_source_stamp()
+    with open(root / "native.py", "a") as f:
+        f.write("# changed\n")
+    monkeypatch.setattr(kernel_cache, "_stamp", None)  # a new process
+    assert locator.get_source_stamp() != before
+    assert caching.InTreeCacheLocator.get_source_stamp(locator) == numbas
 
 
 def test_kernels_outside_charrnn_keep_numbas_own_key():

@@ -50,3 +50,17 @@ def test_mul_needs_rows_of_adjacent_elements():
     a = np.ones((8, 8))[::2, ::2]
     with pytest.raises(ValueError, match="adjacent"):
         packed.mul(a, packed.pack(np.ones((4, 3))), np.empty((4, 3)))
+
+
+@pytest.mark.parametrize("M,K,N,add", [(10, 300, 33, False), (19, 40, 100, True)])
+def test_mul_without_the_compiler_matches_the_ir(M, K, N, add):
+    """mul as plain Python (as NUMBA_DISABLE_JIT=1 runs it) takes _tile's numpy meaning
+    of the IR, on the same flat offsets: the same product, partial panels and a
+    row-strided a and out included."""
+    rng = np.random.default_rng(K)
+    a = rng.standard_normal((M, K + 3))[:, 1:K + 1]
+    Bp = packed.pack(rng.standard_normal((K, N)))
+    outs = [np.full((M, N + 5), 2.0) for _ in range(2)]
+    packed.mul(a, Bp, outs[0][:, :N], add)
+    packed.mul.py_func(a, Bp, outs[1][:, :N], add)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-12, atol=1e-12)

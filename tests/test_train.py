@@ -256,31 +256,3 @@ def test_a_stop_between_validations_changes_neither_the_best_file_nor_patience(t
         for key in ("step", "val_loss", "best_val_loss", "validations_since_best", "rng"):
             assert a.meta[key] == b.meta[key], (stop, key)
     assert hits >= 2, "no stop fell where an unscheduled validation beat the best"
-
-
-def test_steps_after_the_first_fault_in_no_fresh_memory():
-    """charrnn keeps the memory a step frees for the next (charrnn/__init__.py); the
-    glibc default gives it back to the kernel, and the next step faults it in again.
-    Run in a fresh process, so nothing else in it allocates."""
-    import subprocess
-    import sys
-    code = """if True:
-        import resource
-        import numpy as np
-        from charrnn import synth
-        from charrnn.model import ModelConfig
-        from charrnn.train import Run, TrainConfig
-        cfg = ModelConfig(kind="lstm", hidden=256, layers=2, embed=32, dropout=0.1)
-        run = Run(synth.generate(100_000, seed=1), "unused.npz", cfg,
-                  TrainConfig(batch_size=32, seq_length=50, seed=0))
-        for _ in range(3):
-            run.train_step()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(5):
-            run.train_step()
-        print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
-    """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    # with glibc's defaults this was 616 a step (8,000 for the 2x384 LSTM of a preset)
-    assert float(out.stdout) < 100

@@ -19,6 +19,7 @@ from charrnn import CharrnnError
 from charrnn.inspect import analyze as an
 from charrnn.inspect import features as ft
 from charrnn.inspect.record import DEFAULT_STATE, STATES, record, untrained_params
+from charrnn.paths import check_writable
 
 FORMAT = "charrnn-inspect"
 VERSION = 1
@@ -189,10 +190,7 @@ def cli_main(ck, text, o, log):
     from charrnn.inspect import extras, render
     cfg = ck.config
     if o["out"]:  # found unwritable now, not after minutes of analysis
-        folder = os.path.dirname(os.path.abspath(o["out"]))
-        if os.path.isdir(o["out"]) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise CharrnnError(f"cannot write --out {o['out']}: give a file in an existing, "
-                               f"writable folder")
+        check_writable(o["out"], "--out", "--out", "cells.html")
     if o["max_chars"]:
         text = text[:o["max_chars"]]
     only = None
