@@ -106,9 +106,12 @@ Examples:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
-@click.option("--preset", type=click.Choice(["small", "large"]), default=None,
-              help="A tested recipe (see the README): small, about 3 minutes; large, under "
-              "an hour on 2 cores. Flags given beside it override its values.")
+@click.option("--preset", type=click.Choice(["small", "large", "min-char-rnn"]), default=None,
+              help="A recipe; flags given beside it override its values. small, about 3 "
+              "minutes, and large, under an hour on 2 cores: tested here (see the README). "
+              "min-char-rnn: Karpathy's min-char-rnn.py gist (2015), its math exactly: "
+              "100-unit tanh RNN, one stream of 25, Adagrad 0.1, element clipping at 5, "
+              "summed loss, N(0, 0.01^2) weights.")
 @click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
               help="Cell type.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
@@ -120,8 +123,13 @@ Examples:
 @click.option("--weight-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="While training, drop this fraction of the recurrent weights (DropConnect, "
                    "one mask per chunk).")
-@click.option("--init", type=click.Choice(["orthogonal", "uniform"]), default="orthogonal",
-              help="Initialisation of the recurrent weights.")
+@click.option("--init", type=click.Choice(["orthogonal", "uniform", "normal"]), default="orthogonal",
+              help="Initialisation: orthogonal recurrent weights, the others uniform; uniform: "
+              "all weights U(-s, s); normal: all weights N(0, s^2). Biases start at 0 (an "
+              "LSTM's forget gate at 1).")
+@click.option("--init-scale", type=click.FloatRange(0), default=0.0,
+              help="s of --init: the uniform bound or the normal standard deviation; "
+              "0: 1/sqrt(hidden) for uniform, 0.01 for normal.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,
               help="Characters per step of truncated backpropagation through time.")
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
@@ -136,7 +144,13 @@ Examples:
 @click.option("--patience", type=click.IntRange(0), default=0,
               help="Stop after this many validations without a new best; 0: never.")
 @click.option("--grad-clip", type=click.FloatRange(0), default=5.0,
-              help="Clip the gradient's global norm to this; 0 disables.")
+              help="Clip the gradient to this (see --clip-mode); 0 disables.")
+@click.option("--clip-mode", type=click.Choice(["norm", "value"]), default="norm",
+              help="norm: scale the whole gradient down to a global L2 norm of --grad-clip; "
+              "value: clamp each element to [-grad-clip, grad-clip] (min-char-rnn, char-rnn).")
+@click.option("--loss", type=click.Choice(["mean", "sum"]), default="mean",
+              help="What the gradient is of: the mean cross-entropy per character, or its "
+              "sum over each stream's --seq-length characters (min-char-rnn, char-rnn).")
 @click.option("--max-steps", type=click.IntRange(0), default=0,
               help="Stop at this total step count (resumed steps count); 0: no limit.")
 @click.option("--epochs", type=click.FloatRange(0), default=10.0, help="Stop after this many epochs; 0: no limit.")
@@ -220,7 +234,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
         for w in run.warnings:
             say(f"charrnn: warning: {w}")
         with compile_notice():
-            tr.warm_up(run.cfg, tc.optimizer)
+            tr.warm_up(run.cfg, tc.optimizer, tc.clip_mode)
         try:
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
         except tr.Interrupted as e:
