@@ -100,18 +100,23 @@ def compile_notice(after=1.0):
 Examples:
   charrnn train corpora/shakespeare.txt                 # 2x128 LSTM, 10 epochs -> model.npz
   charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # under an hour
+  charrnn train input.txt --preset min-char-rnn --log gist.jsonl   # the gist, exactly
+  charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
-@click.option("--preset", type=click.Choice(["small", "large", "min-char-rnn"]), default=None,
+@click.option("--preset", type=click.Choice(["small", "large", "min-char-rnn", "char-rnn"]),
+              default=None,
               help="A recipe; flags given beside it override its values. small, about 3 "
               "minutes, and large, under an hour on 2 cores: tested here (see the README). "
               "min-char-rnn: Karpathy's min-char-rnn.py gist (2015), its math exactly: "
               "100-unit tanh RNN, one stream of 25, Adagrad 0.1, element clipping at 5, "
-              "summed loss, N(0, 0.01^2) weights.")
+              "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "
+              "train.lua (2015): 2x128 LSTM, RMSProp 2e-3 (decay 0.95), x0.97 per epoch after "
+              "10, element clipping at 5, U(-0.08, 0.08) weights, 50 epochs, 5% validation.")
 @click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
               help="Cell type.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
@@ -137,6 +142,8 @@ Examples:
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
 @click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
               help="Factor applied to the learning rate per epoch (smoothly).")
+@click.option("--lr-decay-after", type=click.FloatRange(0), default=0.0,
+              help="Epochs at the full learning rate before --lr-decay starts.")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
 @click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
               help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")

@@ -33,6 +33,7 @@ class TrainConfig:
     optimizer: str = "adam"     # adam | rmsprop | adagrad | sgd
     lr: float = 2e-3            # peak learning rate
     lr_decay: float = 0.95      # multiplied into the learning rate once per epoch (smoothly)
+    lr_decay_after: float = 0   # epochs at the full rate before lr_decay starts (char-rnn: 10)
     warmup: int = 0             # steps of linear learning-rate warm-up
     schedule: str = "exp"       # exp: lr * lr_decay**epoch; cosine: to min_lr at the step limit
     min_lr: float = 0.0         # where cosine ends
@@ -94,6 +95,16 @@ PRESETS = {
                          schedule="exp", warmup=0, clip_mode="value", grad_clip=5.0,
                          loss="sum", max_steps=100_000, epochs=0.0, eval_every=5000,
                          val_chars=50_000),
+    # karpathy/char-rnn's train.lua defaults (2015): 2x128 LSTM on one-hot input, RMSProp
+    # at 2e-3 with decay 0.95, x0.97 per epoch after epoch 10 (smoothly here, at each
+    # epoch's end there), gradient elements clamped at 5, summed over the 50 steps (its
+    # grad_params:div(seq_length) is commented out), every weight U(-0.08, 0.08) (there
+    # the biases too; here 0, the forget gate's 1 as there), 50 epochs, 5% validation
+    "char-rnn": dict(model="lstm", hidden=128, layers=2, embed=0, dropout=0.0, weight_drop=0.0,
+                     init="uniform", init_scale=0.08, seq_length=50, batch_size=50,
+                     optimizer="rmsprop", lr=2e-3, lr_decay=0.97, lr_decay_after=10.0,
+                     schedule="exp", warmup=0, clip_mode="value", grad_clip=5.0, loss="sum",
+                     max_steps=0, epochs=50.0, val_frac=0.05, eval_every=1000),
 }
 
 
@@ -119,7 +130,7 @@ def lr_at(tc, step, steps_per_epoch, total_steps=None):
     if tc.schedule == "cosine" and total_steps:
         progress = min(1.0, max(0, step - tc.warmup) / max(1, total_steps - tc.warmup))
         return warm * (tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * progress)))
-    return tc.lr * warm * tc.lr_decay ** (step / steps_per_epoch)
+    return tc.lr * warm * tc.lr_decay ** max(0.0, step / steps_per_epoch - tc.lr_decay_after)
 
 
 def best_path(path):

@@ -214,3 +214,36 @@ def test_settings_of_a_damaged_checkpoint_are_refused(field, value):
     from charrnn import CharrnnError
     with pytest.raises(CharrnnError, match=f"{field}='{value}' is not one of"):
         TrainConfig.from_dict({field: value})
+
+
+def test_lr_decay_after_holds_the_rate_then_decays_per_epoch():
+    tc = TrainConfig(lr=2e-3, lr_decay=0.97, lr_decay_after=10)
+    spe = 400
+    for epoch, factor in ((0, 1.0), (5.5, 1.0), (10, 1.0), (11, 0.97), (12.5, 0.97 ** 2.5),
+                          (50, 0.97 ** 40)):
+        assert train.lr_at(tc, int(epoch * spe), spe) == pytest.approx(2e-3 * factor), epoch
+    plain = TrainConfig(lr=2e-3, lr_decay=0.97)  # 0: from the start, as before
+    assert train.lr_at(plain, 3 * spe, spe) == pytest.approx(2e-3 * 0.97 ** 3)
+
+
+def test_preset_char_rnn_is_char_rnns_defaults(tmp_path):
+    """The preset's settings, a short run of it on a small net (the flags beside it win),
+    and its initialisation: every weight in [-0.08, 0.08], the forget gates' bias 1."""
+    corpus, out = tmp_path / "text.txt", tmp_path / "c.npz"
+    corpus.write_text(synth.generate(20000, seed=6), encoding="utf-8")
+    code, _, err = charrnn("train", corpus, "-o", out, "--preset", "char-rnn", "--max-steps", 3,
+                           "--batch-size", "8", "--seed", "5", "-q")
+    assert code == 0, err
+    ck = checkpoint.load(out)
+    t = ck.meta["train"]
+    assert (ck.config.kind, ck.config.layers, ck.config.hidden, ck.config.embed) == ("lstm", 2, 128, 0)
+    assert (t["optimizer"], t["lr"], t["lr_decay"], t["lr_decay_after"]) == ("rmsprop", 2e-3, 0.97, 10)
+    assert (t["clip_mode"], t["grad_clip"], t["loss"], t["init"], t["init_scale"]) == (
+        "value", 5.0, "sum", "uniform", 0.08)
+    assert (t["epochs"], t["max_steps"], t["val_frac"], t["seq_length"]) == (50, 3, 0.05, 50)
+    assert t["batch_size"] == 8 and ck.meta["step"] == 3
+    p0 = carve(init_params(ck.config, np.random.default_rng(5), init="uniform", scale=0.08),
+               ck.config)
+    for name in ("L0.Wx", "L0.Wh", "L1.Wx", "L1.Wh", "out.W"):
+        assert np.abs(p0[name]).max() <= 0.08 and np.abs(p0[name]).max() > 0.079, name
+    assert (p0["L1.b"][128:256] == 1).all()
