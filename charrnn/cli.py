@@ -478,3 +478,30 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
                             max_chars=max_chars, shifts=shifts, untrained=untrained,
                             saturation=saturation, discover=discover, seed=seed,
                             encoding=encoding, quiet=quiet), log=say)
+
+
+@cli.command("inspect-embedding", context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn inspect-embedding model.npz                   # neighbours, groups, a text map
+  charrnn inspect-embedding model.npz --format html --out embedding.html
+  charrnn inspect-embedding model.npz --format json | jq '.groups[] | [.name, .z, .p]'""")
+@click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["terminal", "json", "html"]),
+              default="terminal", help="Output format.")
+@click.option("--out", type=click.Path(), default=None, help="Write the output here, not stdout.")
+@click.option("--neighbours", type=click.IntRange(1), default=5,
+              help="Nearest characters listed for each.")
+@click.option("--shuffles", type=click.IntRange(0), default=1000,
+              help="Random draws of the control (as many characters as a group has); 0: none.")
+@click.option("--seed", type=int, default=0, help="Seed of the control's draws.")
+def inspect_embedding(checkpoint_path, fmt, out, neighbours, shuffles, seed):
+    """Where the model in CKPT (trained with --embed) puts each character.
+
+    Lists each character's nearest neighbours by cosine similarity, draws the
+    embedding on its first two principal axes (PCA), and measures how tightly
+    known groups sit together (vowels, consonants, digits, punctuation, each
+    letter with its capital) against as many characters drawn at random. See
+    docs/inspect.md."""
+    from charrnn import checkpoint
+    from charrnn.inspect.embedding_render import main
+    main(checkpoint.load(checkpoint_path), fmt, out, neighbours, shuffles, seed, log=say)

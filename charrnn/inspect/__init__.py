@@ -182,17 +182,23 @@ def _read_lines(path, encoding):
     return read_text([path], encoding).splitlines()
 
 
+def check_out(path):
+    """Fails now, not after minutes of analysis, if --out cannot be written."""
+    import os
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise CharrnnError(f"cannot write --out {path}: give a file in an existing, "
+                           f"writable folder")
+
+
 def cli_main(ck, text, o, log):
     """The inspect-cells command after parsing: o holds the options by name."""
     import os
     import shutil
     from charrnn.inspect import extras, render
     cfg = ck.config
-    if o["out"]:  # found unwritable now, not after minutes of analysis
-        folder = os.path.dirname(os.path.abspath(o["out"]))
-        if os.path.isdir(o["out"]) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-            raise CharrnnError(f"cannot write --out {o['out']}: give a file in an existing, "
-                               f"writable folder")
+    if o["out"]:
+        check_out(o["out"])
     if o["max_chars"]:
         text = text[:o["max_chars"]]
     only = None
