@@ -104,7 +104,8 @@ class Checkpoint:
             if not np.isfinite(a).all():
                 raise ValueError(f"its array param/{name} holds NaN or infinite values")
             self.params[name] = a.astype(np.float32, copy=False)  # one dtype for the kernels
-        for key, kind in (("step", int), ("train", dict), ("rng", dict)):
+        for key, kind in (("step", int), ("train", dict), ("rng", dict),
+                          ("smooth_seq_loss", (int, float))):
             if key in meta and not isinstance(meta[key], kind) or meta.get("step", 0) < 0:
                 raise ValueError(f"its metadata field {key!r} is damaged")
         for name, a in arrays.items():

@@ -104,6 +104,8 @@ def compile_notice(after=1.0):
 Examples:
   charrnn train corpora/shakespeare.txt                 # 2x128 LSTM, 10 epochs -> model.npz
   charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # under an hour
+  charrnn train input.txt --preset min-char-rnn --log gist.jsonl   # the gist, exactly
+  charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
@@ -111,9 +113,15 @@ Examples:
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.EXT: m.npz -> m.best.npz, m -> m.best).  "
               "[default: model.npz, or the --resume checkpoint]")
-@click.option("--preset", type=click.Choice(["small", "large"]), default=None,
-              help="A tested recipe (see the README): small, about 3 minutes; large, under "
-              "an hour on 2 cores. Flags given beside it override its values.")
+@click.option("--preset", type=click.Choice(["small", "large", "min-char-rnn", "char-rnn"]),
+              default=None,
+              help="A recipe; flags given beside it override its values. small, about 3 "
+              "minutes, and large, under an hour on 2 cores: tested here (see the README). "
+              "min-char-rnn: Karpathy's min-char-rnn.py gist (2015), its math exactly: "
+              "100-unit tanh RNN, one stream of 25, Adagrad 0.1, element clipping at 5, "
+              "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "
+              "train.lua (2015): 2x128 LSTM, RMSProp 2e-3 (decay 0.95), x0.97 per epoch after "
+              "10, element clipping at 5, U(-0.08, 0.08) weights, 50 epochs, 5% validation.")
 @click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
               help="Cell type.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
@@ -125,8 +133,13 @@ Examples:
 @click.option("--weight-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="While training, drop this fraction of the recurrent weights (DropConnect, "
                    "one mask per chunk).")
-@click.option("--init", type=click.Choice(["orthogonal", "uniform"]), default="orthogonal",
-              help="Initialisation of the recurrent weights.")
+@click.option("--init", type=click.Choice(["orthogonal", "uniform", "normal"]), default="orthogonal",
+              help="Initialisation: orthogonal recurrent weights, the others uniform; uniform: "
+              "all weights U(-s, s); normal: all weights N(0, s^2). Biases start at 0 (an "
+              "LSTM's forget gate at 1).")
+@click.option("--init-scale", type=click.FloatRange(0), default=0.0,
+              help="s of --init: the uniform bound or the normal standard deviation; "
+              "0: 1/sqrt(hidden) for uniform, 0.01 for normal.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,
               help="Characters per step of truncated backpropagation through time.")
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
@@ -134,6 +147,8 @@ Examples:
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
 @click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
               help="Factor applied to the learning rate per epoch (smoothly).")
+@click.option("--lr-decay-after", type=click.FloatRange(0), default=0.0,
+              help="Epochs at the full learning rate before --lr-decay starts.")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
 @click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
               help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")
@@ -141,7 +156,13 @@ Examples:
 @click.option("--patience", type=click.IntRange(0), default=0,
               help="Stop after this many validations without a new best; 0: never.")
 @click.option("--grad-clip", type=click.FloatRange(0), default=5.0,
-              help="Clip the gradient's global norm to this; 0 disables.")
+              help="Clip the gradient to this (see --clip-mode); 0 disables.")
+@click.option("--clip-mode", type=click.Choice(["norm", "value"]), default="norm",
+              help="norm: scale the whole gradient down to a global L2 norm of --grad-clip; "
+              "value: clamp each element to [-grad-clip, grad-clip] (min-char-rnn, char-rnn).")
+@click.option("--loss", type=click.Choice(["mean", "sum"]), default="mean",
+              help="What the gradient is of: the mean cross-entropy per character, or its "
+              "sum over each stream's --seq-length characters (min-char-rnn, char-rnn).")
 @click.option("--max-steps", type=click.IntRange(0), default=0,
               help="Stop at this total step count (resumed steps count); 0: no limit.")
 @click.option("--epochs", type=click.FloatRange(0), default=10.0, help="Stop after this many epochs; 0: no limit.")
@@ -215,8 +236,9 @@ def _prepare(files, output, log_file, quiet, resume, encoding, force, opts, give
     for w in run.warnings:
         say(f"charrnn: warning: {w}")
     with compile_notice():
-        tr.warm_up(run.cfg, tc.optimizer)
+        tr.warm_up(run.cfg, tc.optimizer, tc.clip_mode)
     return run
+
 
 def _train_settings(resume, opts, given):
     """(checkpoint or None, ModelConfig, TrainConfig) of a new or a resumed run."""
@@ -478,3 +500,30 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
                             max_chars=max_chars, shifts=shifts, untrained=untrained,
                             saturation=saturation, discover=discover, seed=seed,
                             encoding=encoding, quiet=quiet), log=say)
+
+
+@cli.command("inspect-embedding", context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn inspect-embedding model.npz                   # neighbours, groups, a text map
+  charrnn inspect-embedding model.npz --format html --out embedding.html
+  charrnn inspect-embedding model.npz --format json | jq '.groups[] | [.name, .z, .p]'""")
+@click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["terminal", "json", "html"]),
+              default="terminal", help="Output format.")
+@click.option("--out", type=click.Path(), default=None, help="Write the output here, not stdout.")
+@click.option("--neighbours", type=click.IntRange(1), default=5,
+              help="Nearest characters listed for each.")
+@click.option("--shuffles", type=click.IntRange(0), default=1000,
+              help="Random draws of the control (as many characters as a group has); 0: none.")
+@click.option("--seed", type=int, default=0, help="Seed of the control's draws.")
+def inspect_embedding(checkpoint_path, fmt, out, neighbours, shuffles, seed):
+    """Where the model in CKPT (trained with --embed) puts each character.
+
+    Lists each character's nearest neighbours by cosine similarity, draws the
+    embedding on its first two principal axes (PCA), and measures how tightly
+    known groups sit together (vowels, consonants, digits, punctuation, each
+    letter with its capital) against as many characters drawn at random. See
+    docs/inspect.md."""
+    from charrnn import checkpoint
+    from charrnn.inspect.embedding_render import main
+    main(checkpoint.load(checkpoint_path), fmt, out, neighbours, shuffles, seed, log=say)

@@ -76,15 +76,19 @@ def carve(flat, cfg):
     return views
 
 
-def init_params(cfg, rng, dtype=np.float32, init="orthogonal"):
-    """A new flat buffer. Weights U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; recurrent
-    weights orthogonal per gate block (init="orthogonal") or uniform; embedding
+NORMAL_SCALE = 0.01  # init="normal"'s standard deviation unless given: min-char-rnn's
+
+
+def init_params(cfg, rng, dtype=np.float32, init="orthogonal", scale=0.0):
+    """A new flat buffer. Weights U(-k, k), k = scale or 1/sqrt(H) as in PyTorch;
+    recurrent weights orthogonal per gate block (init="orthogonal") or as the others;
+    init="normal": every weight N(0, s^2), s = scale or 0.01 (min-char-rnn); embedding
     N(0, 1); biases 0 except the LSTM forget gate's, 1, so that the cell state is
     remembered from the start (Gers et al. 2000; Jozefowicz et al. 2015)."""
     flat = np.zeros(num_params(cfg), dtype=dtype)
     p = carve(flat, cfg)
     H = cfg.hidden
-    k = 1.0 / np.sqrt(H)
+    k = scale or 1.0 / np.sqrt(H)
     for name, w in p.items():
         if name == "embed.W":
             w[:] = rng.standard_normal(w.shape)
@@ -92,6 +96,8 @@ def init_params(cfg, rng, dtype=np.float32, init="orthogonal"):
             for gate in range(GATES[cfg.kind]):
                 q, r = np.linalg.qr(rng.standard_normal((H, H)))
                 w[:, gate * H:(gate + 1) * H] = q * np.sign(np.diag(r))  # uniform over O(H)
+        elif (name.endswith((".Wx", ".Wh")) or name == "out.W") and init == "normal":
+            w[:] = rng.standard_normal(w.shape) * (scale or NORMAL_SCALE)
         elif name.endswith((".Wx", ".Wh")) or name == "out.W":
             w[:] = rng.uniform(-k, k, w.shape)
         elif name.endswith(".b") and cfg.kind == "lstm" and name != "out.b":
@@ -232,9 +238,11 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
             scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
 
 
-def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
+def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None, per=None):
     """Mean cross-entropy (nats per character) of one chunk; gradients are added to g.
     masks: dropout_masks; wmasks: weight_masks. Returns (loss, state after the chunk).
+    per: what the summed loss is divided by for the gradient: T*N (None), its mean per
+    character; N, its sum over time per stream (min-char-rnn's and char-rnn's).
     Unless its layers are split by units (threads.py), the step is split by streams:
     each thread runs forward and backward of its streams into its own gradients,
     added in order at the end, so the threads wait for each other once per step
@@ -248,8 +256,8 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None):
         gp = g if s0 == 0 else {k: np.zeros_like(v) for k, v in g.items()}
         logits, caches, new_state = forward(cfg, p, ids, state, masks)
         rows = logits.shape[0]
-        total = sum(threads.run(softmax_xent, rows, logits, targets.reshape(rows), 1.0 / M,
-                                min_rows=256))  # in place; partial sums added in order
+        total = sum(threads.run(softmax_xent, rows, logits, targets.reshape(rows),
+                                1.0 / (per or M), min_rows=256))  # in place; partial sums added in order
         backward(cfg, p, gp, logits, caches, ids, state, masks)
         return total, new_state, gp
     done = _by_streams(cfg, part, ids, targets, state, masks)

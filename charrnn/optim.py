@@ -48,12 +48,14 @@ def rmsprop_update(w, dw, v, lr, decay):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
 def adagrad_update(w, dw, v, lr):
+    # eps inside the root, as min-char-rnn's `dparam / np.sqrt(mem + 1e-8)`, so that
+    # --preset min-char-rnn follows its arithmetic exactly
     eps, rate = w.dtype.type(EPS), w.dtype.type(lr)
     for k in range(w.size):
         g = dw[k]
         vk = v[k] + g * g
         v[k] = vk
-        w[k] -= rate * g / (np.sqrt(vk) + eps)
+        w[k] -= rate * g / np.sqrt(vk + eps)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST)
@@ -77,6 +79,24 @@ def clip_global_norm(dw, max_norm):
         for k in range(dw.size):
             dw[k] *= scale
     return norm
+
+
+@njit(cache=True, error_model="numpy", fastmath=FAST)
+def clip_value(dw, max_value):
+    """Clamps every element of dw in place to [-max_value, max_value] (min-char-rnn's
+    np.clip, char-rnn's clamp); returns the L2 norm before clipping, as
+    clip_global_norm does, so a run can tell a non-finite gradient either way."""
+    s = 0.0
+    for k in range(dw.size):
+        s += dw[k] * dw[k]
+    if max_value > 0:
+        hi = dw.dtype.type(max_value)
+        for k in range(dw.size):
+            dw[k] = min(max(dw[k], -hi), hi)
+    return np.sqrt(s)
+
+
+CLIPS = {"norm": clip_global_norm, "value": clip_value}
 
 
 class Optimizer:

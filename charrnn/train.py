@@ -24,7 +24,7 @@ from charrnn.data import Batches, build_vocab, encode, split
 from charrnn.evaluate import evaluate
 from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
                            weight_masks, zero_state)
-from charrnn.optim import BUFFERS, Optimizer, clip_global_norm
+from charrnn.optim import BUFFERS, CLIPS, Optimizer
 from charrnn.outputs import best_path
 from charrnn.streams import open_log
 
@@ -36,11 +36,14 @@ class TrainConfig:
     optimizer: str = "adam"     # adam | rmsprop | adagrad | sgd
     lr: float = 2e-3            # peak learning rate
     lr_decay: float = 0.95      # multiplied into the learning rate once per epoch (smoothly)
+    lr_decay_after: float = 0   # epochs at the full rate before lr_decay starts (char-rnn: 10)
     warmup: int = 0             # steps of linear learning-rate warm-up
     schedule: str = "exp"       # exp: lr * lr_decay**epoch; cosine: to min_lr at the step limit
     min_lr: float = 0.0         # where cosine ends
     patience: int = 0           # stop after this many validations without a new best; 0: never
-    grad_clip: float = 5.0      # max global L2 norm of the gradient; 0 disables
+    grad_clip: float = 5.0      # max global L2 norm of the gradient (or element); 0 disables
+    clip_mode: str = "norm"     # norm: scale the whole gradient; value: clamp each element
+    loss: str = "mean"          # the gradient's: mean per character, or sum over each stream's T
     weight_drop: float = 0.0    # DropConnect rate on the recurrent weights Wh, per chunk
     max_steps: int = 0          # total steps of the run (counting resumed ones); 0: no limit
     epochs: float = 10          # total epochs; 0: no limit
@@ -51,13 +54,23 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps between checkpoint writes
     sample_every: int = 0       # steps between previews on stderr; 0: with every validation
     log_every: int = 10         # steps between JSON Lines records
-    init: str = "orthogonal"    # recurrent weight init: orthogonal | uniform
+    init: str = "orthogonal"    # recurrent weight init: orthogonal | uniform | normal (all weights)
+    init_scale: float = 0.0     # uniform bound or normal std of the weights; 0: 1/sqrt(H) or 0.01
     seed: int = 0               # fixes initialisation, dropout and previews
 
     @classmethod
     def from_dict(cls, d):
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        tc = cls(**{k: v for k, v in d.items() if k in names})
+        for name, allowed in CHOICES.items():
+            if getattr(tc, name) not in allowed:  # a damaged or newer checkpoint's settings
+                raise CharrnnError(f"the run's setting {name}={getattr(tc, name)!r} is not one "
+                                   f"of {', '.join(allowed)}; is the checkpoint from a newer charrnn?")
+        return tc
+
+
+CHOICES = {"clip_mode": tuple(CLIPS), "loss": ("mean", "sum"),
+           "init": ("orthogonal", "uniform", "normal")}
 
 
 # Named recipes for `charrnn train --preset NAME`: flag values (click's names), each
@@ -75,10 +88,30 @@ PRESETS = {
     "large": dict(model="lstm", hidden=384, layers=2, embed=64, dropout=0.25, weight_drop=0.25,
                   seq_length=100, batch_size=32, lr=2e-3, schedule="cosine", min_lr=1e-4,
                   warmup=100, max_steps=8500, epochs=0.0, eval_every=250, patience=8),
+    # Karpathy's min-char-rnn.py gist (2015), exactly: a 100-unit tanh RNN on
+    # one-hot input, one stream of 25, Adagrad at 0.1 (eps inside the root), each gradient
+    # element clamped to [-5, 5], the loss summed over the 25, weights N(0, 0.01^2), zero
+    # biases (tests/test_classics.py checks it against the gist's equations)
+    "min-char-rnn": dict(model="rnn", hidden=100, layers=1, embed=0, dropout=0.0,
+                         weight_drop=0.0, init="normal", init_scale=0.01, seq_length=25,
+                         batch_size=1, optimizer="adagrad", lr=0.1, lr_decay=1.0,
+                         schedule="exp", warmup=0, clip_mode="value", grad_clip=5.0,
+                         loss="sum", max_steps=100_000, epochs=0.0, eval_every=5000,
+                         val_chars=50_000),
+    # karpathy/char-rnn's train.lua defaults (2015): 2x128 LSTM on one-hot input, RMSProp
+    # at 2e-3 with decay 0.95, x0.97 per epoch after epoch 10 (smoothly here, at each
+    # epoch's end there), gradient elements clamped at 5, summed over the 50 steps (its
+    # grad_params:div(seq_length) is commented out), every weight U(-0.08, 0.08) (there
+    # the biases too; here 0, the forget gate's 1 as there), 50 epochs, 5% validation
+    "char-rnn": dict(model="lstm", hidden=128, layers=2, embed=0, dropout=0.0, weight_drop=0.0,
+                     init="uniform", init_scale=0.08, seq_length=50, batch_size=50,
+                     optimizer="rmsprop", lr=2e-3, lr_decay=0.97, lr_decay_after=10.0,
+                     schedule="exp", warmup=0, clip_mode="value", grad_clip=5.0, loss="sum",
+                     max_steps=0, epochs=50.0, val_frac=0.05, eval_every=1000),
 }
 
 
-def warm_up(cfg, optimizer):
+def warm_up(cfg, optimizer, clip_mode="norm"):
     """Runs every kernel a run of this configuration uses once, on a model of the
     same kind but tiny sizes, so numba compiles them (or loads them from its cache)
     now, not in the middle of the first step. Kernel types do not depend on sizes."""
@@ -88,7 +121,7 @@ def warm_up(cfg, optimizer):
     grad = np.zeros_like(flat)
     ids = np.zeros((2, 1), dtype=np.int64)
     loss_and_grad(tiny, carve(flat, tiny), carve(grad, tiny), ids, ids, zero_state(tiny, 1))
-    clip_global_norm(grad, 1.0)
+    CLIPS[clip_mode](grad, 1.0)
     Optimizer(optimizer, flat.size).step(flat, grad, 1e-3, 1)
     evaluate(tiny, carve(flat, tiny), np.zeros(4, dtype=np.uint8))
 
@@ -100,7 +133,7 @@ def lr_at(tc, step, steps_per_epoch, total_steps=None):
     if tc.schedule == "cosine" and total_steps:
         progress = min(1.0, max(0, step - tc.warmup) / max(1, total_steps - tc.warmup))
         return warm * (tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * progress)))
-    return tc.lr * warm * tc.lr_decay ** (step / steps_per_epoch)
+    return tc.lr * warm * tc.lr_decay ** max(0.0, step / steps_per_epoch - tc.lr_decay_after)
 
 
 class Run:
@@ -129,12 +162,13 @@ class Run:
             tc = self.tc = self._fit(tc)
         self.batches = Batches(self.train_ids, tc.batch_size, tc.seq_length)
         self.rng = np.random.default_rng(tc.seed)
-        self.flat = init_params(cfg, self.rng, init=tc.init)
+        self.flat = init_params(cfg, self.rng, init=tc.init, scale=tc.init_scale)
         self.grad = np.zeros_like(self.flat)
         self.p, self.g = carve(self.flat, cfg), carve(self.grad, cfg)
         self.opt = Optimizer(tc.optimizer, self.flat.size)
         self.state = zero_state(cfg, tc.batch_size)
         self.step, self.best_val, self.val_loss, self.smooth = 0, math.inf, None, math.log(len(vocab))
+        self.smooth_seq = tc.seq_length * math.log(len(vocab))  # min-char-rnn's smooth_loss
         self.stale = 0
         self.elapsed = 0.0
         if resume is not None:
@@ -179,6 +213,7 @@ class Run:
         self.best_val = m.get("best_val_loss") or math.inf
         self.val_loss = m.get("val_loss")
         self.smooth = m.get("train_loss") or self.smooth
+        self.smooth_seq = m.get("smooth_seq_loss") or self.smooth_seq
         self.elapsed = float(m.get("elapsed_s", 0.0))
         self.stale = int(m.get("validations_since_best", 0))
         if "rng" in m:
@@ -192,7 +227,8 @@ class Run:
             "epoch": self.step / self.batches.steps_per_epoch,
             "steps_per_epoch": self.batches.steps_per_epoch,
             "train_chars": int(len(self.train_ids)), "val_chars": int(len(self.val_ids)),
-            "train_loss": self.smooth, "val_loss": self.val_loss,
+            "train_loss": self.smooth, "smooth_seq_loss": self.smooth_seq,
+            "val_loss": self.val_loss,
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
             "elapsed_s": self.elapsed, "validations_since_best": self.stale,
             "rng": self.rng.bit_generator.state,
@@ -221,8 +257,9 @@ class Run:
         masks = dropout_masks(self.cfg, self.rng, tc.seq_length, tc.batch_size)
         wmasks = weight_masks(self.cfg, self.rng, tc.weight_drop)
         self.grad[:] = 0
-        loss, new_state = loss_and_grad(self.cfg, self.p, self.g, x, y, self.state, masks, wmasks)
-        norm = clip_global_norm(self.grad, tc.grad_clip)
+        loss, new_state = loss_and_grad(self.cfg, self.p, self.g, x, y, self.state, masks, wmasks,
+                                        per=tc.batch_size if tc.loss == "sum" else None)
+        norm = CLIPS[tc.clip_mode](self.grad, tc.grad_clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise CharrnnError(f"the loss became {loss} at step {self.step + 1} (gradient norm "
                                f"{norm}); nothing was saved from this step: lower --lr or "
@@ -356,6 +393,7 @@ def run(run, progress=True, log_file=None, preview=None):
                 if busy > 2.0:  # a fresh window now and then, so the rate follows changes
                     busy, busy_steps = 0.0, 0
             run.smooth = 0.99 * run.smooth + 0.01 * loss if run.step > 1 else loss
+            run.smooth_seq = 0.999 * run.smooth_seq + 0.001 * loss * tc.seq_length
             evaluated = run.step % tc.eval_every == 0
             if evaluated:
                 run.validate()
@@ -378,6 +416,9 @@ def run(run, progress=True, log_file=None, preview=None):
                 logf = _log(logf, bar, {
                     "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
                     "train_loss": loss, "smooth_loss": run.smooth,
+                    # min-char-rnn's convention, to set beside its printout: summed over
+                    # the seq_length characters of a stream, smoothed 0.999 from T ln V
+                    "seq_loss": loss * tc.seq_length, "smooth_seq_loss": run.smooth_seq,
                     "val_loss": run.val_loss if evaluated else None,
                     "lr": run.lr(run.step - 1),
                     "chars_per_sec": rate,

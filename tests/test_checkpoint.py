@@ -19,7 +19,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "checkpoint.md"
 KINDS = [("rnn", 0), ("lstm", 0), ("gru", 0), ("lstm", 5), ("gru", 5)]
 META_KEYS = {"format", "version", "config", "train", "vocab", "step", "epoch", "steps_per_epoch",
              "train_chars", "val_chars", "train_loss", "val_loss", "best_val_loss", "elapsed_s",
-             "validations_since_best",
+             "validations_since_best", "smooth_seq_loss",
              "rng", "saved_at", "charrnn"}
 
 
@@ -343,6 +343,13 @@ def test_meta_missing_config_or_vocab(ckpt, tmp_path, drop):
     del meta[drop]
     write_npz(tmp_path / "b.npz", with_meta(arrays, meta))
     assert_refused(tmp_path / "b.npz", drop)
+
+
+@pytest.mark.parametrize("value", ["57.2", None, [1.0]])
+def test_meta_with_a_damaged_smooth_seq_loss(ckpt, tmp_path, value):
+    arrays = members(ckpt)
+    write_npz(tmp_path / "b.npz", with_meta(arrays, dict(meta_of(arrays), smooth_seq_loss=value)))
+    assert_refused(tmp_path / "b.npz", "smooth_seq_loss")
 
 
 @pytest.mark.parametrize("config", [None, 5, {"kind": "lstm", "nonsense": 1}])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from charrnn.optim import EPS, Optimizer, clip_global_norm
+from charrnn.optim import EPS, Optimizer, clip_global_norm, clip_value
 
 
 def reference(name, w, grads, lr):
@@ -18,8 +18,8 @@ def reference(name, w, grads, lr):
             v = 0.95 * v + 0.05 * g * g
             w = w - lr * g / (np.sqrt(v) + EPS)
         elif name == "adagrad":
-            v = v + g * g
-            w = w - lr * g / (np.sqrt(v) + EPS)
+            v = v + g * g  # eps inside the root, as min-char-rnn has it
+            w = w - lr * g / np.sqrt(v + EPS)
         else:
             w = w - lr * g
     return w
@@ -73,3 +73,19 @@ def test_clip_scales_to_the_limit_and_returns_the_norm():
     assert clip_global_norm(g, 10.0) == pytest.approx(5.0) and list(g) == [3.0, 4.0]
     assert clip_global_norm(g, 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose(g, [0.6, 0.8], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_value_clamps_each_element_as_np_clip(dtype):
+    rng = np.random.default_rng(2)
+    g = (rng.normal(size=500) * 8).astype(dtype)
+    expected, before = np.clip(g, -5, 5), np.linalg.norm(g.astype(np.float64))
+    assert clip_value(g, 5.0) == pytest.approx(before, rel=1e-6)
+    assert (np.abs(expected) == 5).sum() > 50  # some elements were clipped
+    np.testing.assert_array_equal(g, expected)
+
+
+def test_clip_value_returns_the_norm_before_clipping_and_zero_disables():
+    g = np.array([3.0, -40.0], dtype=np.float32)
+    assert clip_value(g, 0.0) == pytest.approx(np.hypot(3, 40)) and list(g) == [3.0, -40.0]
+    assert clip_value(g, 5.0) == pytest.approx(np.hypot(3, 40)) and list(g) == [3.0, -5.0]
