@@ -397,6 +397,33 @@ def info(checkpoint_path, as_json):
                f"best val {fmt(res['best_val_loss'])} (nats/char)")
 
 
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn train text.txt --log run.jsonl -o run.npz && charrnn plot run.jsonl
+  charrnn plot lstm.jsonl gru.jsonl --x time -o compare.svg
+  charrnn plot run.jsonl --units bits --log-scale --ref 1.47 "nanoGPT A100" -o run.html""")
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="curves.png",
+              help="The figure: .png, .svg or .html (one self-contained page).")
+@click.option("--x", "x", type=click.Choice(["step", "chars", "time"]), default="step",
+              help="Horizontal axis: optimizer steps, characters seen, or wall time.")
+@click.option("--units", type=click.Choice(["nats", "bits"]), default="nats",
+              help="Loss per character in nats or bits.")
+@click.option("--log-scale", is_flag=True, help="A logarithmic loss axis.")
+@click.option("--ref", multiple=True, type=(float, str), metavar="LOSS LABEL",
+              help="A horizontal line at LOSS (in --units) labelled LABEL. Repeatable.")
+def plot(logs, output, x, units, log_scale, ref):
+    """Training (smoothed) and validation loss curves of the 'charrnn train --log'
+    files LOG..., overlaid, with a legend from their file names. Needs matplotlib
+    (pip install 'charrnn[plot]')."""
+    from charrnn import plot as pl
+    if pl.format_of(output) is None:
+        raise click.BadParameter(f"{output!r} ends in none of .png, .svg, .html",
+                                 param_hint="'-o' / '--output'")
+    pl.plot_logs(logs, output, x, units, log_scale, ref)
+    say(f"charrnn: wrote {output}")
+
+
 @cli.command("inspect-cells", context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn inspect-cells model.npz corpora/synthetic.txt --max-chars 50000

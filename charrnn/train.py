@@ -342,7 +342,7 @@ def run(run, progress=True, log_file=None, preview=None):
             if logf and (run.step % tc.log_every == 0 or evaluated):
                 logf.write(json.dumps({
                     "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
-                    "train_loss": loss, "smooth_loss": run.smooth,
+                    "chars": run.step * chars_per_step, "train_loss": loss, "smooth_loss": run.smooth,
                     "val_loss": run.val_loss if evaluated else None,
                     "lr": run.lr(run.step - 1),
                     "chars_per_sec": rate,

@@ -175,11 +175,12 @@ def test_jsonl_log(tmp_path):
     tr.run(run, progress=False, log_file=str(log))
     recs = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in recs] == [10, 20]
-    keys = {"step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed_s"}
+    keys = {"step", "epoch", "chars", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed_s"}
     spe = run.batches.steps_per_epoch
     for r in recs:
         assert keys <= set(r)
         assert r["epoch"] == pytest.approx(r["step"] / spe)
+        assert r["chars"] == r["step"] * run.tc.batch_size * run.tc.seq_length
         assert r["lr"] == pytest.approx(tr.lr_at(run.tc, r["step"] - 1, spe))
         assert math.isfinite(r["train_loss"]) and r["val_loss"] is not None
         assert r["chars_per_sec"] >= 0 and r["elapsed_s"] > 0
