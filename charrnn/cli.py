@@ -162,7 +162,7 @@ Examples:
 @click.pass_context
 def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
     """Train a model on FILES (text; '-' reads standard input)."""
-    from charrnn import checkpoint, train as tr
+    from charrnn import checkpoint, history, train as tr
     from charrnn.data import read_corpus
     from charrnn.model import ModelConfig, num_params
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
@@ -231,6 +231,8 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
             val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
             say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
                 + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
+            if run.history and sys.stderr.isatty():  # a sketch for a person, not for a log file
+                say(f"charrnn: validation {history.summary(run.history, run.best_val)}")
 
 
 def _preview(run, bar):
@@ -376,14 +378,15 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(checkpoint_path, as_json):
     """Configuration, size, progress and losses of the model in CKPT."""
-    from charrnn import checkpoint
+    from charrnn import checkpoint, history
     from charrnn.model import num_params
     ck = checkpoint.load(checkpoint_path)
     m, c = ck.meta, ck.config
     res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
            "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
-           "train": m.get("train"), "format_version": m.get("version")}
+           "train": m.get("train"), "format_version": m.get("version"),
+           "val_history": m.get("val_history", [])}
     if as_json:
         click.echo(json.dumps(res))
         return
@@ -395,6 +398,8 @@ def info(checkpoint_path, as_json):
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
                f"best val {fmt(res['best_val_loss'])} (nats/char)")
+    if res["val_history"]:
+        click.echo(f"validation  {history.summary(res['val_history'], res['best_val_loss'])}")
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b

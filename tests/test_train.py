@@ -174,7 +174,8 @@ def test_jsonl_log(tmp_path):
     run = make_run(tmp_path / "m.npz", max_steps=25, eval_every=10, warmup=3)
     tr.run(run, progress=False, log_file=str(log))
     recs = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [r["step"] for r in recs] == [10, 20]
+    assert [r["step"] for r in recs] == [10, 20, 25]  # 25: the final validation, unscheduled
+    assert recs[-1]["val_loss"] == run.val_loss
     keys = {"step", "epoch", "chars", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed_s"}
     spe = run.batches.steps_per_epoch
     for r in recs:
@@ -187,7 +188,7 @@ def test_jsonl_log(tmp_path):
     # appended, not overwritten
     run2 = make_run(tmp_path / "m.npz", resume=tmp_path / "m.npz", max_steps=30)
     tr.run(run2, progress=False, log_file=str(log))
-    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [10, 20, 30]
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [10, 20, 25, 30]
 
 
 def test_seed_fixes_the_run(tmp_path):
@@ -255,3 +256,16 @@ def test_steps_after_the_first_fault_in_no_fresh_memory():
     assert out.returncode == 0, out.stderr
     # with glibc's defaults this was 616 a step (8,000 for the 2x384 LSTM of a preset)
     assert float(out.stdout) < 100
+
+
+def test_validation_history_is_kept_across_a_resume(tmp_path):
+    run = make_run(tmp_path / "m.npz", max_steps=25, eval_every=10)
+    tr.run(run, progress=False)
+    ck = checkpoint.load(tmp_path / "m.npz")
+    assert [s for s, _ in ck.meta["val_history"]] == [10, 20, 25]
+    assert ck.meta["val_history"][-1][1] == run.val_loss
+    assert min(v for _, v in ck.meta["val_history"]) == ck.meta["best_val_loss"]
+    run2 = make_run(tmp_path / "m.npz", resume=tmp_path / "m.npz", max_steps=40)
+    tr.run(run2, progress=False)
+    h = checkpoint.load(tmp_path / "m.npz").meta["val_history"]
+    assert h[:3] == ck.meta["val_history"] and [s for s, _ in h[3:]] == [30, 40]
