@@ -109,28 +109,35 @@ def time_unit(seconds):
     return ("min", 60.0) if seconds > 300 else ("s", 1.0)
 
 
-def loss_figure(runs, x="step", units="nats", log_scale=False, refs=(), title=None):
-    """runs: [(label, records)]; refs: [(loss in `units`, label)]. The figure."""
-    fig, ax = new_axes()
+def draw_curves(ax, runs, x="step", units="nats", prefix=""):
+    """Draws runs [(label, records)] on ax, each in its colour: the smoothed training
+    loss thin (id PREFIXtrain-K), the validation loss thick with dots (PREFIXval-K).
+    Returns the x axis's label."""
     scale, div = UNITS[units], 1.0
     drawn = [(label, *curves(recs, x, scale, label)) for label, recs in runs]
     if x == "time":
         unit, div = time_unit(max(max(t[0], default=0) for _, t, _ in drawn))
     for k, (label, (tx, ty), (vx, vy)) in enumerate(drawn):
         color = f"C{k % 10}"
-        ax.plot([v / div for v in tx], ty, color=color, lw=1, alpha=0.55, gid=f"train-{k}",
+        ax.plot([v / div for v in tx], ty, color=color, lw=1, alpha=0.55, gid=f"{prefix}train-{k}",
                 label=f"{label} train (smoothed)")
         if vx:
             ax.plot([v / div for v in vx], vy, color=color, lw=1.8, marker="o", ms=3,
-                    gid=f"val-{k}", label=f"{label} validation")
-    for j, (loss, label) in enumerate(refs):
-        ax.axhline(loss, color="0.35", ls=(0, (4, 3)), lw=1, gid=f"ref-{j}",
-                   label=f"{label} ({loss:g})")
-    ax.set_xlabel({"step": "step", "chars": "characters seen",
-                   "time": f"wall time ({unit if x == 'time' else ''})"}[x])
+                    gid=f"{prefix}val-{k}", label=f"{label} validation")
     if x == "chars":
         ax.xaxis.set_major_formatter(matplotlib().ticker.EngFormatter(sep=""))  # 500k, 1.5M
     ax.set_ylabel(f"loss ({units} per character)")
+    return {"step": "step", "chars": "characters seen",
+            "time": f"wall time ({unit if x == 'time' else ''})"}[x]
+
+
+def loss_figure(runs, x="step", units="nats", log_scale=False, refs=(), title=None):
+    """runs: [(label, records)]; refs: [(loss in `units`, label)]. The figure."""
+    fig, ax = new_axes()
+    ax.set_xlabel(draw_curves(ax, runs, x, units))
+    for j, (loss, label) in enumerate(refs):
+        ax.axhline(loss, color="0.35", ls=(0, (4, 3)), lw=1, gid=f"ref-{j}",
+                   label=f"{label} ({loss:g})")
     if log_scale:
         ax.set_yscale("log")
     if title:

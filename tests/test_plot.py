@@ -59,8 +59,10 @@ def axis(root, name):
     pos, val = [], []
     for tick in root.iter(f"{SVG}g"):
         if re.fullmatch(f"{name}tick_\\d+", tick.get("id", "")):
-            use = next(tick.iter(f"{SVG}use"))
-            label = "".join(next(tick.iter(f"{SVG}text")).itertext())
+            use, text = next(tick.iter(f"{SVG}use")), next(tick.iter(f"{SVG}text"), None)
+            if text is None:
+                continue  # a panel sharing another's axis labels no ticks
+            label = "".join(text.itertext())
             pos.append(float(use.get(name)))
             val.append(number(label))
     assert len(pos) >= 3, f"{name} axis has too few ticks"
