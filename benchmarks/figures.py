@@ -29,7 +29,9 @@ KINDS = ("rnn", "lstm", "gru")
 def tables(path):
     """[(heading, header, rows)] of the Markdown tables in path, in file order: the
     nearest '#' heading above each, its header cells, and its rows of cells."""
-    found, heading, lines = [], "", open(path, encoding="utf-8").read().splitlines()
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    found, heading = [], ""
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -84,7 +86,8 @@ def quality(md=os.path.join(HERE, "QUALITY.md")):
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("test loss (nats per character)")
-    budget = re.search(r"trains for ([\d.]+) s", open(md, encoding="utf-8").read())
+    with open(md, encoding="utf-8") as f:
+        budget = re.search(r"trains for ([\d.]+) s", f.read())
     ax.set_title(f"Test loss after {budget.group(1) if budget else '?'} s of training, tiny Shakespeare")
     ax.legend(fontsize=8)
     return fig
