@@ -13,7 +13,7 @@ help:  ## list the targets
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,plot]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
@@ -56,6 +56,7 @@ compare: $(STAMP)  ## charrnn and PyTorch train one model 10 min each (benchmark
 results: $(STAMP)  ## train 18 models for 10 min each (3 h) and write benchmarks/QUALITY.md
 	@# the same environment as bench; RESULTS_ARGS='--budget 60 --models lstm' for a shorter table
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/results.py $(RESULTS_ARGS)
+	$(PY) benchmarks/figures.py --only quality --only curves
 
 clean:  ## remove the virtual environment, caches, built corpora and demo models
 	rm -rf $(VENV) demo .pytest_cache .hypothesis *.egg-info build dist

@@ -17,7 +17,9 @@ val_frac that makes charrnn hold out exactly that part, until the budget runs
 out (epochs unlimited; validation counts in the time, compilation does not).
 Its best checkpoint by validation loss is then scored on the test part with
 charrnn.evaluate. The table is rewritten after every model, so a long run that
-stops early leaves what it finished.
+stops early leaves what it finished. Each model's training log (a record every
+100 steps, as `charrnn train --log` writes it) goes to logs/quality/ beside the
+report, for its loss curve in benchmarks/figures.py.
 """
 import argparse
 import json
@@ -55,7 +57,7 @@ def read_splits(path):
 
 # -- one model, in a child process ----------------------------------------------------
 
-def child(kind, layers, hidden, budget, corpus, seed):
+def child(kind, layers, hidden, budget, corpus, seed, logs):
     from charrnn import checkpoint
     from charrnn import train as tr
     from charrnn.evaluate import evaluate
@@ -64,7 +66,11 @@ def child(kind, layers, hidden, budget, corpus, seed):
     seen = np.concatenate([train, val])
     # int(len * val_frac) must be exactly len(val): aim half a character above it
     val_frac = (len(val) + 0.5) / len(seen)
-    tc = tr.TrainConfig(time_limit=budget, epochs=0, val_frac=val_frac, val_chars=0, seed=seed)
+    tc = tr.TrainConfig(time_limit=budget, epochs=0, val_frac=val_frac, val_chars=0, seed=seed,
+                        log_every=100)
+    os.makedirs(logs, exist_ok=True)
+    log = os.path.join(logs, f"{kind}-{layers}x{hidden}.jsonl")
+    open(log, "w").close()  # a new run, not appended to an older one
     cfg = ModelConfig(kind=kind, hidden=hidden, layers=layers, embed=hidden)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "model.npz")
@@ -73,7 +79,7 @@ def child(kind, layers, hidden, budget, corpus, seed):
         for w in run.warnings:
             print(f"results: warning: {w}", file=sys.stderr)
         tr.warm_up(run.cfg, tc.optimizer)
-        tr.run(run, progress=False)
+        tr.run(run, progress=False, log_file=log)
         best = tr.best_path(out)
         ck = checkpoint.load(best if os.path.exists(best) else out)
         test_loss, n = evaluate(ck.config, ck.params, test)
@@ -86,7 +92,7 @@ def child(kind, layers, hidden, budget, corpus, seed):
 
 def train_one(kind, layers, hidden, args):
     cmd = [sys.executable, __file__, "--child", json.dumps(
-        [kind, layers, hidden, args.budget, args.corpus, args.seed])]
+        [kind, layers, hidden, args.budget, args.corpus, args.seed, args.logs])]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if p.returncode:
         sys.exit(f"results: {kind} {layers}x{hidden} failed (exit {p.returncode})")
@@ -163,6 +169,12 @@ def report(results, base, sizes, args, started):
         "",
         *grid(results, base, args),
         "",
+        "![Test loss against parameters](figures/quality.svg) "
+        "![Loss against minutes](figures/quality-curves.svg)",
+        "",
+        "The figures are drawn from this table and the runs' logs (logs/quality/) by "
+        "`python benchmarks/figures.py`.",
+        "",
         "## Every run",
         "",
         "| " + " | ".join(COLUMNS) + " |",
@@ -195,6 +207,7 @@ def main(argv=None):
         print(json.dumps(child(*json.loads(args.child))))
         return
     args.corpus = os.path.abspath(args.corpus or ngram.corpus_path())
+    args.logs = os.path.join(os.path.dirname(os.path.abspath(args.out)), "logs", "quality")
     args.total = len(args.models) * len(args.layers) * len(args.hidden)
     args.load = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M %z")

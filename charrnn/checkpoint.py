@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 
-from charrnn import CharrnnError
+from charrnn import CharrnnError, history
 from charrnn.model import ModelConfig, param_shapes
 
 FORMAT = "charrnn-checkpoint"
@@ -108,6 +108,9 @@ class Checkpoint:
                           ("smooth_seq_loss", (int, float))):
             if key in meta and not isinstance(meta[key], kind) or meta.get("step", 0) < 0:
                 raise ValueError(f"its metadata field {key!r} is damaged")
+        why = history.damaged(meta.get("val_history", []))
+        if why:
+            raise ValueError(f"its metadata field 'val_history' is damaged: {why}")
         for name, a in arrays.items():
             if name.startswith(("opt/", "state/")) and \
                     (a.dtype not in (np.float32, np.float64) or not np.isfinite(a).all()):

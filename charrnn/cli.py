@@ -194,7 +194,7 @@ def train(ctx, **kw):
 
 
 def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
-    from charrnn import outputs, train as tr
+    from charrnn import history, outputs, train as tr
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     if preset and resume:
         raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
@@ -218,6 +218,8 @@ def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force
         val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
         say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
             + (f" (best {run.best_val:.4f} in {targets[1]})" if math.isfinite(run.best_val) else ""))
+        if run.history and sys.stderr.isatty():  # a sketch for a person, not for a log file
+            say(f"charrnn: validation {history.summary(run.history, run.best_val)}")
 
 
 def _prepare(files, output, log_file, quiet, resume, encoding, force, opts, given):
@@ -419,14 +421,15 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(checkpoint_path, as_json):
     """Configuration, size, progress and losses of the model in CKPT."""
-    from charrnn import checkpoint
+    from charrnn import checkpoint, history
     from charrnn.model import num_params
     ck = checkpoint.load(checkpoint_path)
     m, c = ck.meta, ck.config
     res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
            "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
-           "train": m.get("train"), "format_version": m.get("version")}
+           "train": m.get("train"), "format_version": m.get("version"),
+           "val_history": m.get("val_history", [])}
     if as_json:
         click.echo(json.dumps(res))
         return
@@ -438,6 +441,35 @@ def info(checkpoint_path, as_json):
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
                f"best val {fmt(res['best_val_loss'])} (nats/char)")
+    if res["val_history"]:
+        click.echo(f"validation  {history.summary(res['val_history'], res['best_val_loss'])}")
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn train text.txt --log run.jsonl -o run.npz && charrnn plot run.jsonl
+  charrnn plot lstm.jsonl gru.jsonl --x time -o compare.svg
+  charrnn plot run.jsonl --units bits --log-scale --ref 1.47 "nanoGPT A100" -o run.html""")
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="curves.png",
+              help="The figure: .png, .svg or .html (one self-contained page).")
+@click.option("--x", "x", type=click.Choice(["step", "chars", "time"]), default="step",
+              help="Horizontal axis: optimizer steps, characters seen, or wall time.")
+@click.option("--units", type=click.Choice(["nats", "bits"]), default="nats",
+              help="Loss per character in nats or bits.")
+@click.option("--log-scale", is_flag=True, help="A logarithmic loss axis.")
+@click.option("--ref", multiple=True, type=(float, str), metavar="LOSS LABEL",
+              help="A horizontal line at LOSS (in --units) labelled LABEL. Repeatable.")
+def plot(logs, output, x, units, log_scale, ref):
+    """Training (smoothed) and validation loss curves of the 'charrnn train --log'
+    files LOG..., overlaid, with a legend from their file names. Needs matplotlib
+    (pip install 'charrnn[plot]')."""
+    from charrnn import plot as pl
+    if pl.format_of(output) is None:
+        raise click.BadParameter(f"{output!r} ends in none of .png, .svg, .html",
+                                 param_hint="'-o' / '--output'")
+    pl.plot_logs(logs, output, x, units, log_scale, ref)
+    say(f"charrnn: wrote {output}")
 
 
 @cli.command("inspect-cells", context_settings=CONTEXT, epilog="""\b

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from charrnn import CharrnnError, __version__, checkpoint
+from charrnn import CharrnnError, __version__, checkpoint, history
 from charrnn.data import Batches, build_vocab, encode, split
 from charrnn.evaluate import evaluate
 from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
@@ -171,6 +171,7 @@ class Run:
         self.smooth_seq = tc.seq_length * math.log(len(vocab))  # min-char-rnn's smooth_loss
         self.stale = 0
         self.elapsed = 0.0
+        self.history = []  # [step, validation loss], thinned (history.py)
         if resume is not None:
             self._restore(resume)
 
@@ -216,6 +217,7 @@ class Run:
         self.smooth_seq = m.get("smooth_seq_loss") or self.smooth_seq
         self.elapsed = float(m.get("elapsed_s", 0.0))
         self.stale = int(m.get("validations_since_best", 0))
+        self.history = m.get("val_history", [])
         if "rng" in m:
             self.rng.bit_generator.state = m["rng"]
 
@@ -231,6 +233,7 @@ class Run:
             "val_loss": self.val_loss,
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
             "elapsed_s": self.elapsed, "validations_since_best": self.stale,
+            "val_history": self.history,
             "rng": self.rng.bit_generator.state,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -289,6 +292,7 @@ class Run:
         self.val_loss = loss
         if not scheduled:
             return loss
+        self.history = history.append(self.history, self.step, loss)
         if loss < self.best_val:
             self.best_val, self.stale = loss, 0
             self.save(best_path(self.out))
@@ -320,6 +324,21 @@ def _catch_signals(flag):
     for s in old:
         signal.signal(s, lambda signum, frame: flag.append(signum))
     return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+def _record(run, loss, evaluated, rate, start_time):
+    """One JSON Lines record of the run's progress (README: `--log`)."""
+    tc = run.tc
+    return {
+        "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
+        "chars": run.step * tc.batch_size * tc.seq_length, "train_loss": loss,
+        "smooth_loss": run.smooth,
+        # min-char-rnn's convention, to set beside its printout: summed over
+        # the seq_length characters of a stream, smoothed 0.999 from T ln V
+        "seq_loss": loss * tc.seq_length, "smooth_seq_loss": run.smooth_seq,
+        "val_loss": run.val_loss if evaluated else None,
+        "lr": run.lr(run.step - 1), "chars_per_sec": rate,
+        "elapsed_s": run.elapsed + time.time() - start_time}
 
 
 def _log(logf, bar, record):
@@ -413,18 +432,11 @@ def run(run, progress=True, log_file=None, preview=None):
                 post += f" val {run.val_loss:.3f}"
             bar.set_postfix_str(post + f" {rate:,.0f} chars/s", refresh=False)
             if logf and (run.step % tc.log_every == 0 or evaluated):
-                logf = _log(logf, bar, {
-                    "step": run.step, "epoch": run.step / run.batches.steps_per_epoch,
-                    "train_loss": loss, "smooth_loss": run.smooth,
-                    # min-char-rnn's convention, to set beside its printout: summed over
-                    # the seq_length characters of a stream, smoothed 0.999 from T ln V
-                    "seq_loss": loss * tc.seq_length, "smooth_seq_loss": run.smooth_seq,
-                    "val_loss": run.val_loss if evaluated else None,
-                    "lr": run.lr(run.step - 1),
-                    "chars_per_sec": rate,
-                    "elapsed_s": run.elapsed + time.time() - start_time})
+                logf = _log(logf, bar, _record(run, loss, evaluated, rate, start_time))
         if run.step % tc.eval_every and run.step > start_step and not signals:
             run.validate(scheduled=False)
+            if logf:  # the curve ends where the run does
+                logf = _log(logf, bar, _record(run, loss, True, rate, start_time))
         run.elapsed += time.time() - start_time
         run.save(run.out)
     finally:

@@ -19,7 +19,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "checkpoint.md"
 KINDS = [("rnn", 0), ("lstm", 0), ("gru", 0), ("lstm", 5), ("gru", 5)]
 META_KEYS = {"format", "version", "config", "train", "vocab", "step", "epoch", "steps_per_epoch",
              "train_chars", "val_chars", "train_loss", "val_loss", "best_val_loss", "elapsed_s",
-             "validations_since_best", "smooth_seq_loss",
+             "validations_since_best", "smooth_seq_loss", "val_history",
              "rng", "saved_at", "charrnn"}
 
 

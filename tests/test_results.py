@@ -1,6 +1,7 @@
 """benchmarks/results.py end to end: one tiny model for 2 seconds on a synthetic
 corpus, in its own process, and the table it writes."""
 import importlib.util
+import json
 import math
 import pathlib
 
@@ -51,6 +52,9 @@ def test_tiny_budget_end_to_end(tmp_path):
     lstm = dict(zip(head, rows[0]))
     assert int(lstm["steps"].replace(",", "")) > 0
     assert 1.5 < float(lstm["time s"]) < 30
+    log = tmp_path / "logs" / "quality" / "lstm-1x16.jsonl"
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps and steps[-1] == int(lstm["steps"].replace(",", ""))  # the curve ends at the end
     head, rows = table(text, "Test loss in nats per character")
     assert head == ["model", "layers", "H = 16"]
     assert [r[:2] for r in rows] == [["LSTM", "1"], ["3-gram KN", ""]]

@@ -174,19 +174,21 @@ def test_jsonl_log(tmp_path):
     run = make_run(tmp_path / "m.npz", max_steps=25, eval_every=10, warmup=3)
     tr.run(run, progress=False, log_file=str(log))
     recs = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [r["step"] for r in recs] == [10, 20]
-    keys = {"step", "epoch", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed_s"}
+    assert [r["step"] for r in recs] == [10, 20, 25]  # 25: the final validation, unscheduled
+    assert recs[-1]["val_loss"] == run.val_loss
+    keys = {"step", "epoch", "chars", "train_loss", "val_loss", "lr", "chars_per_sec", "elapsed_s"}
     spe = run.batches.steps_per_epoch
     for r in recs:
         assert keys <= set(r)
         assert r["epoch"] == pytest.approx(r["step"] / spe)
+        assert r["chars"] == r["step"] * run.tc.batch_size * run.tc.seq_length
         assert r["lr"] == pytest.approx(tr.lr_at(run.tc, r["step"] - 1, spe))
         assert math.isfinite(r["train_loss"]) and r["val_loss"] is not None
         assert r["chars_per_sec"] >= 0 and r["elapsed_s"] > 0
     # appended, not overwritten
     run2 = make_run(tmp_path / "m.npz", resume=tmp_path / "m.npz", max_steps=30)
     tr.run(run2, progress=False, log_file=str(log))
-    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [10, 20, 30]
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [10, 20, 25, 30]
 
 
 def test_seed_fixes_the_run(tmp_path):
@@ -256,3 +258,16 @@ def test_a_stop_between_validations_changes_neither_the_best_file_nor_patience(t
         for key in ("step", "val_loss", "best_val_loss", "validations_since_best", "rng"):
             assert a.meta[key] == b.meta[key], (stop, key)
     assert hits >= 2, "no stop fell where an unscheduled validation beat the best"
+
+
+def test_validation_history_is_kept_across_a_resume(tmp_path):
+    run = make_run(tmp_path / "m.npz", max_steps=25, eval_every=10)
+    tr.run(run, progress=False)
+    ck = checkpoint.load(tmp_path / "m.npz")
+    # the validation at the stop (step 25) is reported, not kept: it is not scheduled
+    assert [s for s, _ in ck.meta["val_history"]] == [10, 20]
+    assert min(v for _, v in ck.meta["val_history"]) == ck.meta["best_val_loss"]
+    run2 = make_run(tmp_path / "m.npz", resume=tmp_path / "m.npz", max_steps=40)
+    tr.run(run2, progress=False)
+    h = checkpoint.load(tmp_path / "m.npz").meta["val_history"]
+    assert h[:2] == ck.meta["val_history"] and [s for s, _ in h[2:]] == [30, 40]

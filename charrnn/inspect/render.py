@@ -236,6 +236,7 @@ def _html_cell(text, values, raw, feat, scale, a, b):
 
 def to_html(ins, chars=600, maps=3):
     """One self-contained page: no external assets, no network."""
+    from charrnn.inspect.charts import verdict_svg
     c = ins.cfg
     body = [f"<h1>charrnn inspect-cells: {c.kind} {c.layers}x{c.hidden}, "
             f"{len(ins.text):,} characters</h1>",
@@ -246,6 +247,7 @@ def to_html(ins, chars=600, maps=3):
     for res, h in zip(ins.results, ins.hyps):
         body.append(f'<h2>{html.escape(res["name"])}: {res["verdict"]}</h2>')
         body.append(f'<div class="verdict">{html.escape(verdict_line(res))}</div>')
+        body.append(verdict_svg(res))
         a, b = ins_window(ins, h.values, b_sl, chars)
         f = h.values
         scale = max(1.0, float(np.abs(f[a:b]).max()) if b > a else 1.0)
