@@ -434,8 +434,7 @@ def run(run, progress=True, log_file=None, preview=None):
             if logf and (run.step % tc.log_every == 0 or evaluated):
                 logf = _log(logf, bar, _record(run, loss, evaluated, rate, start_time))
         if run.step % tc.eval_every and run.step > start_step and not signals:
-            run.validate(scheduled=False)
-            if logf:  # the curve ends where the run does
+            if run.validate(scheduled=False) is not None and logf:  # the curve ends where the run does
                 logf = _log(logf, bar, _record(run, loss, True, rate, start_time))
         run.elapsed += time.time() - start_time
         run.save(run.out)

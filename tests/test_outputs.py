@@ -19,12 +19,13 @@ def test_best_path_keeps_the_extension_so_m_and_m_npz_never_share_a_best():
     assert len({outputs.best_path(n) for n in names}) == len(names)
 
 
-def test_check_writable(tmp_path):
+def test_targets_are_checked_writable(tmp_path):
     with pytest.raises(CharrnnError, match="does not exist"):
-        outputs.check_writable(str(tmp_path / "no" / "m.npz"))
+        outputs.targets(str(tmp_path / "no" / "m.npz"))
     with pytest.raises(CharrnnError, match="is a directory"):
-        outputs.check_writable(str(tmp_path))
-    outputs.check_writable(str(tmp_path / "m.npz"))
+        outputs.targets(str(tmp_path))
+    assert outputs.targets(str(tmp_path / "m.npz")) == [str(tmp_path / "m.npz"),
+                                                        str(tmp_path / "m.best.npz")]
     with pytest.raises(CharrnnError, match="is a directory"):  # the best file's name too
         os.mkdir(tmp_path / "d.best.npz")
         outputs.targets(str(tmp_path / "d.npz"))
