@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install test test-slow demo corpora bench compare results clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
 
-test: $(STAMP)  ## run the whole test suite (but the tests marked slow)
+test: $(STAMP)  ## run the test suite but the slow tests (minutes; 8 on a busy 2-core machine)
+	@echo "make test: the first run compiles the kernels (a minute or more), then several minutes of tests" >&2
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)  ## also the slow tests (retraining the inspect-cells fixture, minutes)

@@ -104,6 +104,10 @@ class Checkpoint:
         for key, kind in (("step", int), ("train", dict), ("rng", dict)):
             if key in meta and not isinstance(meta[key], kind) or meta.get("step", 0) < 0:
                 raise ValueError(f"its metadata field {key!r} is damaged")
+        ctx = meta.get("start_context")
+        if ctx is not None and (not isinstance(ctx, str) or len(ctx) > 10_000 or
+                                not set(ctx) <= set(self.vocab)):
+            raise ValueError("its metadata field 'start_context' is not a text in its vocabulary")
         for name, a in arrays.items():
             if name.startswith(("opt/", "state/")) and \
                     (a.dtype not in (np.float32, np.float64) or not np.isfinite(a).all()):

@@ -13,6 +13,7 @@ from charrnn import CharrnnError, __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
 COMPILE_NOTICE = "charrnn: compiling kernels, once (cached for later runs)"
+UNKNOWN_HINT = "pass --unknown skip to leave them out"
 
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -82,6 +83,11 @@ def say(msg):
     click.echo(msg, err=True)
 
 
+def plural(n, word):
+    """'1 step', '2 steps', '1,000 steps'."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 @contextlib.contextmanager
 def compile_notice(after=1.0):
     """Says on stderr that kernels are being compiled if the block takes longer than
@@ -119,16 +125,20 @@ Examples:
               help="Dropout rate on each layer's output.")
 @click.option("--weight-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="While training, drop this fraction of the recurrent weights (DropConnect, "
-                   "one mask per chunk).")
+                   "one mask per step, shared by its characters).")
 @click.option("--init", type=click.Choice(["orthogonal", "uniform"]), default="orthogonal",
               help="Initialisation of the recurrent weights.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,
               help="Characters per step of truncated backpropagation through time.")
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
-@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam")
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam",
+              help="Update rule (a resumed run keeps its own).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
-              help="Factor applied to the learning rate per epoch (smoothly).")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
+              show_default="0.95, less where a small text gets more epochs",
+              help="Factor applied to the learning rate per epoch (smoothly). By default "
+              "0.95, and where a small text gets more than 10 epochs, the same decay over "
+              "the run as 10 epochs of 0.95.")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
 @click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
               help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")
@@ -139,14 +149,18 @@ Examples:
               help="Clip the gradient's global norm to this; 0 disables.")
 @click.option("--max-steps", type=click.IntRange(0), default=0,
               help="Stop at this total step count (resumed steps count); 0: no limit.")
-@click.option("--epochs", type=click.FloatRange(0), default=10.0, help="Stop after this many epochs; 0: no limit.")
+@click.option("--epochs", type=click.FloatRange(0), default=None, show_default="10, more on a small text",
+              help="Stop after this many epochs; 0: no limit. By default a text of under "
+              "1,000 steps an epoch trains 1,000 steps (at most 100 epochs).")
 @click.option("--time-limit", type=click.FloatRange(0), default=0.0,
               help="Stop after this many seconds; 0: no limit.")
 @click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               help="Fraction at the end of the text held out for validation.")
 @click.option("--val-chars", type=click.IntRange(0), default=200_000,
               help="Validate on the first this many held-out characters; 0: all.")
-@click.option("--eval-every", type=click.IntRange(1), default=200, help="Steps between validations.")
+@click.option("--eval-every", type=click.IntRange(1), default=None, show_default="auto",
+              help="Steps between validations. By default every 200 steps, or less often "
+              "where validation would take over a tenth of the work (small batches).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000, help="Steps between checkpoints.")
 @click.option("--sample-every", type=click.IntRange(0), default=0,
               help="Steps between sample previews on stderr; 0: at each validation.")
@@ -154,18 +168,24 @@ Examples:
               "[default: random, printed]")
 @click.option("--encoding", default="utf-8", help="Encoding of the input files.")
 @click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
+@click.option("--extend-vocab", is_flag=True, help="With --resume: add the characters of FILES "
+              "the model has not seen to its vocabulary (new, untrained rows), e.g. to fine-tune "
+              "it on another text.")
 @click.option("--log", "log_file", type=click.Path(), default=None, help="Append JSON Lines progress here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, previews or summary.")
 @click.option("--no-lock", is_flag=True, help="Let another run write the same checkpoint at once "
               "(each run then also deletes the other's unfinished temporary files).")
 @click.option("--force", is_flag=True, help="Start a new run even where -o already holds a checkpoint.")
 @click.pass_context
-def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
+def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset,
+          extend_vocab, **opts):
     """Train a model on FILES (text; '-' reads standard input)."""
     from charrnn import checkpoint, train as tr
     from charrnn.data import read_corpus
     from charrnn.model import ModelConfig, num_params
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    if extend_vocab and not resume:
+        raise click.UsageError("--extend-vocab adds characters to a trained model: give --resume")
     if preset and resume:
         raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
                            f"settings saved in {resume}: drop --preset")
@@ -185,6 +205,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
     if resume and "seed" in given:
         say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
             "random sequence")
+    opts["eval_every"] = opts["eval_every"] or 0  # 0, like epochs None: chosen by the run
     if resume:
         ck = checkpoint.load(resume)
         cfg = ck.config
@@ -195,9 +216,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
             raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
                                f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
                                f"dropout {cfg.dropout}); drop the flag to resume")
-        settings = dict(ck.meta.get("train", {}))
-        settings.update({k: v for k, v in opts.items() if k in given})
-        tc = tr.TrainConfig.from_dict(settings)
+        tc = tr.resume_settings(ck.meta.get("train", {}), {k: v for k, v in opts.items() if k in given})
     else:
         ck = None
         cfg = ModelConfig(**arch)
@@ -206,16 +225,26 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
         tc = tr.TrainConfig.from_dict(opts)
     # taken before the corpus is read, so a second run on the same checkpoint is refused at once
     with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
-        corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
+        corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None,
+                             unknown="extend" if extend_vocab else "error",
+                             hint="pass --extend-vocab to add them to the model")
+        if ck and corpus[1] != ck.vocab:
+            from charrnn.extend import extend_vocab as extend
+            new = sorted(set(corpus[1]) - set(ck.vocab))
+            say(f"charrnn: adding {plural(len(new), 'character')} to the vocabulary: "
+                + " ".join(map(repr, new[:20])) + (" ..." if len(new) > 20 else ""))
+            ck = extend(ck, corpus[1])
+            cfg = ck.config
         run = tr.Run(corpus, output, cfg, tc, resume=ck,
                      fit_batches=not ck and not {"batch_size", "seq_length"} & given)
+        run.check_work()
         c, spe = run.cfg, run.batches.steps_per_epoch
         if not quiet:
             say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
                 f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
                 f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
             say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
-                f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
+                f"{plural(spe, 'step')} of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
                 + (f"; resuming at step {run.step:,}" if ck else ""))
         for w in run.warnings:
             say(f"charrnn: warning: {w}")
@@ -231,14 +260,16 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
             val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
             say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
                 + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
+            if run.still_improving() and not run.plateaued():
+                say(f"charrnn: still improving: continue with --resume {output} "
+                    f"--max-steps {2 * run.step}")
 
 
 def _preview(run, bar):
     """A short sample on stderr, so a user can watch the model learn."""
-    from charrnn.sample import Sampler
+    from charrnn.sample import Sampler, start_text
     s = Sampler(run.cfg, run.p, run.vocab)
-    prime = "\n" if "\n" in run.vocab else run.vocab[0]
-    text = s.text(prime, 160, temperature=0.8, seed=run.step)
+    text = s.text(start_text(run.start_context(), run.vocab), 160, temperature=0.8, seed=run.step)
     bar.write(f"--- sample at step {run.step:,} ---\n{text}\n---", file=sys.stderr)
 
 
@@ -280,7 +311,7 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
     (with --beam, printed when done)."""
     from charrnn import checkpoint
     from charrnn.data import encode, read_text
-    from charrnn.sample import Sampler, Stop
+    from charrnn.sample import Sampler, Stop, start_text
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam:
@@ -297,7 +328,7 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
         prime = read_text([prime_file], encoding)
     echo = bool(prime)
     if not prime:
-        prime = "\n" if "\n" in ck.vocab else ck.vocab[0]
+        prime = start_text(ck.meta.get("start_context"), ck.vocab)
     ids = encode(prime, ck.vocab, "the prime")
     if stop_at is not None:
         encode(stop_at, ck.vocab, "--stop-at")  # a character the model never makes never matches
@@ -347,20 +378,25 @@ Examples:
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--encoding", default="utf-8", help="Encoding of FILES.")
-def eval_(checkpoint_path, files, as_json, encoding):
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error",
+              help="A character the model has never seen: an error, or skip it (the count "
+              "is printed on stderr).")
+def eval_(checkpoint_path, files, as_json, encoding, unknown):
     """Loss of the model in CKPT on FILES, in nats and bits per character."""
     from charrnn import checkpoint
-    from charrnn.data import read_corpus
+    from charrnn.data import read_known
     from charrnn.evaluate import evaluate
     ck = checkpoint.load(checkpoint_path)
-    ids, _ = read_corpus(files, encoding, vocab=ck.vocab, what="the text")
+    ids, _, skipped = read_known(files, encoding, ck.vocab, "the text", unknown, UNKNOWN_HINT)
+    if skipped:
+        say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
     if len(ids) < 2:
         raise CharrnnError("the text needs at least 2 characters to measure a loss")
     with compile_notice():
         evaluate(ck.config, ck.params, ids[:2])  # compiles or loads the kernels, nothing more
     loss, n = evaluate(ck.config, ck.params, ids)
     res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
-           "perplexity": math.exp(loss)}
+           "perplexity": math.exp(loss), "skipped": skipped}
     if as_json:
         click.echo(json.dumps(res))
     else:
@@ -383,18 +419,27 @@ def info(checkpoint_path, as_json):
     res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
            "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
-           "train": m.get("train"), "format_version": m.get("version")}
+           "train": m.get("train"), "format_version": m.get("version"), "vocab": ck.vocab}
     if as_json:
         click.echo(json.dumps(res))
         return
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    click.echo(f"model       {c.kind}, {c.layers} layers x {c.hidden} hidden, "
+    click.echo(f"model       {c.kind}, {plural(c.layers, 'layer')} x {c.hidden} hidden, "
                f"{'embedding ' + str(c.embed) if c.embed else 'one-hot input'}, dropout {c.dropout}")
     click.echo(f"parameters  {res['params']:,}")
-    click.echo(f"vocabulary  {len(ck.vocab)} characters: {''.join(ck.vocab)!r}"[:200])
+    click.echo(f"vocabulary  {plural(len(ck.vocab), 'character')}: {_shown(ck.vocab)}")
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
                f"best val {fmt(res['best_val_loss'])} (nats/char)")
+
+
+def _shown(vocab, width=150):
+    """The vocabulary as a repr of at most about width characters, and what is left out."""
+    k = len(vocab)
+    while len(repr("".join(vocab[:k]))) > width:
+        k = k * 3 // 4
+    rest = f" ... and {len(vocab) - k:,} more (all in 'info --json')" if k < len(vocab) else ""
+    return repr("".join(vocab[:k])) + rest
 
 
 @cli.command("inspect-cells", context_settings=CONTEXT, epilog="""\b
@@ -435,10 +480,13 @@ Examples:
               "bimodality, without a hypothesis.")
 @click.option("--seed", type=int, default=0, help="Seed of the null's shifts and the untrained model.")
 @click.option("--encoding", default="utf-8", help="Encoding of TEXT and the hypothesis files.")
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error",
+              help="A character the model has never seen: an error, or leave it out of TEXT "
+              "(not with --spans or --feature, whose offsets would shift).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show, fmt, out, color,
                   chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
-                  encoding, quiet):
+                  encoding, unknown, quiet):
     """Which cells of the model in CKPT track which feature of TEXT ('-': stdin).
 
     Runs the model over TEXT in one stream, records every layer's states and
@@ -448,10 +496,17 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
     8 characters alone predict. Verdicts: TRACKED, DISTRIBUTED, LOCAL, NOT FOUND.
     See docs/inspect.md."""
     from charrnn import checkpoint
-    from charrnn.data import read_text
+    from charrnn.data import known_text, read_text
     from charrnn.inspect import cli_main
     ck = checkpoint.load(checkpoint_path)
-    text = read_text([text_file], encoding)
+    text, skipped = known_text(read_text([text_file], encoding), ck.vocab, unknown, "the text",
+                               UNKNOWN_HINT)
+    if skipped and (spans or feature):
+        raise CharrnnError(f"TEXT has {plural(skipped, 'character')} the model has never seen: "
+                           f"--unknown skip would shift the offsets of --spans and --feature; "
+                           f"remove them from TEXT and the offsets")
+    if skipped and not quiet:
+        say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
     cli_main(ck, text, dict(regex=regex, spans=spans, feature=feature, only=only, show=show,
                             fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
                             max_chars=max_chars, shifts=shifts, untrained=untrained,
