@@ -89,17 +89,25 @@ def plural(n, word):
 
 
 @contextlib.contextmanager
-def compile_notice(after=1.0):
-    """Says on stderr that kernels are being compiled if the block takes longer than
-    a cache load would; numba caches them, so this happens once per install."""
-    import threading
-    timer = threading.Timer(after, say, [COMPILE_NOTICE])
-    timer.daemon = True
-    timer.start()
-    try:
+def compile_notice():
+    """Says on stderr that kernels are being compiled when numba starts compiling one
+    in the block: a cache miss, so once per install (and source change); loading
+    cached kernels, however slow on a busy machine, says nothing."""
+    from numba.core import event
+
+    class Notice(event.Listener):
+        said = False
+
+        def on_start(self, ev):
+            if not self.said:
+                self.said = True
+                say(COMPILE_NOTICE)
+
+        def on_end(self, ev):
+            pass
+
+    with event.install_listener("numba:compile", Notice()):
         yield
-    finally:
-        timer.cancel()
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -135,10 +143,10 @@ Examples:
               help="Update rule (a resumed run keeps its own).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
 @click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
-              show_default="0.95, less where a small text gets more epochs",
+              show_default="auto",
               help="Factor applied to the learning rate per epoch (smoothly). By default "
-              "0.95, and where a small text gets more than 10 epochs, the same decay over "
-              "the run as 10 epochs of 0.95.")
+              "0.95, or where a small text gets more than 10 epochs by default, the decay "
+              "of 10 epochs of 0.95 spread over them.")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
 @click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
               help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")
@@ -149,11 +157,12 @@ Examples:
               help="Clip the gradient's global norm to this; 0 disables.")
 @click.option("--max-steps", type=click.IntRange(0), default=0,
               help="Stop at this total step count (resumed steps count); 0: no limit.")
-@click.option("--epochs", type=click.FloatRange(0), default=None, show_default="10, more on a small text",
-              help="Stop after this many epochs; 0: no limit. By default a text of under "
-              "1,000 steps an epoch trains 1,000 steps (at most 100 epochs).")
+@click.option("--epochs", type=click.FloatRange(0), default=None, show_default="auto",
+              help="Stop after this many epochs; 0: no limit. By default 10, or on a small "
+              "text enough epochs for 1,000 steps (at most 100).")
 @click.option("--time-limit", type=click.FloatRange(0), default=0.0,
-              help="Stop after this many seconds; 0: no limit.")
+              help="Stop after this many seconds of training (this invocation's, counted "
+              "after the kernels compile); 0: no limit.")
 @click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               help="Fraction at the end of the text held out for validation.")
 @click.option("--val-chars", type=click.IntRange(0), default=200_000,
@@ -229,11 +238,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
                              unknown="extend" if extend_vocab else "error",
                              hint="pass --extend-vocab to add them to the model")
         if ck and corpus[1] != ck.vocab:
-            from charrnn.extend import extend_vocab as extend
-            new = sorted(set(corpus[1]) - set(ck.vocab))
-            say(f"charrnn: adding {plural(len(new), 'character')} to the vocabulary: "
-                + " ".join(map(repr, new[:20])) + (" ..." if len(new) > 20 else ""))
-            ck = extend(ck, corpus[1])
+            ck = _extend_vocab(ck, corpus[1])
             cfg = ck.config
         run = tr.Run(corpus, output, cfg, tc, resume=ck,
                      fit_batches=not ck and not {"batch_size", "seq_length"} & given)
@@ -263,6 +268,15 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
             if run.still_improving() and not run.plateaued():
                 say(f"charrnn: still improving: continue with --resume {output} "
                     f"--max-steps {2 * run.step}")
+
+
+def _extend_vocab(ck, vocab):
+    """ck grown to vocab (--extend-vocab), saying which characters are new."""
+    from charrnn.extend import extend_vocab
+    new = sorted(set(vocab) - set(ck.vocab))
+    say(f"charrnn: adding {plural(len(new), 'character')} to the vocabulary: "
+        + " ".join(map(repr, new[:20])) + (" ..." if len(new) > 20 else ""))
+    return extend_vocab(ck, vocab)
 
 
 def _preview(run, bar):
@@ -334,8 +348,9 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
         encode(stop_at, ck.vocab, "--stop-at")  # a character the model never makes never matches
     stop = Stop(stop_at, num_samples) if stop_at is not None else None
     sampler = Sampler(ck.config, ck.params, ck.vocab)
-    with compile_notice():  # a one-character run compiles (or loads) the kernels
-        sampler.beam(ids[-1:], 1, 2) if beam else list(sampler.generate(ids[-1:], 1))
+    with compile_notice():  # a one-character run with these options compiles (or loads) the kernels
+        sampler.beam(ids[-1:], 1, 2) if beam else \
+            list(sampler.generate(ids[-1:], 1, num_samples, temperature, top_k, argmax, 0, top_p=top_p))
     if beam:
         chunks = [sampler.beam(ids, length, beam)[0][:, None]]
     else:
@@ -393,7 +408,8 @@ def eval_(checkpoint_path, files, as_json, encoding, unknown):
     if len(ids) < 2:
         raise CharrnnError("the text needs at least 2 characters to measure a loss")
     with compile_notice():
-        evaluate(ck.config, ck.params, ids[:2])  # compiles or loads the kernels, nothing more
+        # compiles or loads the kernels: long enough to be read in parts, as the whole text is
+        evaluate(ck.config, ck.params, ids[:1000])
     loss, n = evaluate(ck.config, ck.params, ids)
     res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
            "perplexity": math.exp(loss), "skipped": skipped}

@@ -566,3 +566,28 @@ def test_make_help_lists_every_target():
     assert p.returncode == 0
     listed = re.findall(r"make (\S+)", p.stdout)
     assert listed == targets and "test-slow" in listed
+
+
+def test_the_compile_notice_means_numba_compiled(capsys):
+    """Said when numba compiles in the block, once however many kernels; not for a
+    kernel already compiled, however slow the block (a busy machine loading a cache)."""
+    import time
+
+    import numba
+    from charrnn.cli import compile_notice
+
+    @numba.njit
+    def one(x):
+        return x + 1
+
+    @numba.njit
+    def two(x):
+        return one(x) * 2
+
+    with compile_notice():
+        assert two(1) == 4
+    assert capsys.readouterr().err == COMPILE_NOTICE + "\n"
+    with compile_notice():
+        time.sleep(1.2)
+        assert two(2) == 6
+    assert capsys.readouterr().err == ""
