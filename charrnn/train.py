@@ -76,7 +76,6 @@ PRESETS = {
 }
 
 
-LIMITS = ("max_steps", "epochs", "time_limit")
 MIN_STEPS = 1000      # auto_epochs: a small text still gets this many steps (at most MAX_EPOCHS)
 MAX_EPOCHS = 100
 EPOCHS = 10           # auto_epochs on a text of MIN_STEPS steps an epoch or more
@@ -104,10 +103,12 @@ def auto_eval_every(val_chars, chars_per_step):
 
 def resume_settings(saved, given):
     """The settings of a resumed run: the checkpoint's, and over them the flags given
-    now. A limit given now replaces all stored limits (a stored one the user did not
-    repeat must not end the run before the one asked for). The seed stays the run's."""
+    now. A step or epoch limit given now replaces all stored limits (one the user did
+    not repeat must not end the run before the one asked for); a time limit given
+    alone is this invocation's and keeps the stored totals, which a cosine schedule
+    counts to. The seed stays the run's."""
     settings = dict(saved)
-    if set(LIMITS) & set(given):
+    if {"max_steps", "epochs"} & set(given):
         settings.update(max_steps=0, epochs=0.0, time_limit=0.0)
     settings.update({k: v for k, v in given.items() if k != "seed"})
     return TrainConfig.from_dict(settings)

@@ -266,6 +266,8 @@ def test_a_limit_given_on_resume_replaces_the_stored_ones():
     assert tc.seed == 4 and tc.lr == 0.5  # the run's own seed; other flags apply
     kept = tr.resume_settings(saved, {"lr": 0.5})  # no limit given: the stored ones stay
     assert (kept.max_steps, kept.epochs, kept.time_limit) == (20, 1.0, 90.0)
+    timed = tr.resume_settings(saved, {"time_limit": 60.0})  # this invocation's time only
+    assert (timed.max_steps, timed.epochs, timed.time_limit) == (20, 1.0, 60.0)
 
 
 def asdict_train(**kw):
