@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
 
-test: $(STAMP)  ## run the test suite but the slow tests (minutes; 8 on a busy 2-core machine)
+test: $(STAMP)  ## run the test suite but the slow tests (11 min on a busy 2-core machine)
 	@echo "make test: the first run compiles the kernels (a minute or more), then several minutes of tests" >&2
 	$(PY) -m pytest -q -m "not slow"
 
