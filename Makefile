@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install lint format test test-slow demo corpora bench compare results clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,8 @@ lint: $(STAMP)  ## check the code with ruff (ruff.toml)
 format: $(STAMP)  ## format the code with ruff (rewrites files: not yet run over the tree)
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP)  ## run the whole test suite (but the tests marked slow)
+test: $(STAMP)  ## run the test suite but the slow tests (11 min on a busy 2-core machine)
+	@echo "make test: the first run compiles the kernels (a minute or more), then several minutes of tests" >&2
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)  ## also the slow tests (retraining the inspect-cells fixture, minutes)
@@ -33,12 +34,13 @@ test-slow: $(STAMP)  ## also the slow tests (retraining the inspect-cells fixtur
 corpora: $(STAMP)  ## build corpora/shakespeare.txt, python.txt, synthetic.txt
 	$(PY) corpora/build.py
 
-demo: $(STAMP)  ## build the Shakespeare corpus, train a small LSTM (~90 s), print a sample
+demo: $(STAMP)  ## build the Shakespeare corpus, train a small LSTM for 60 s, print a sample
+	@# kernels compile before the 60 s start (a minute or two, once); --force: rerunnable
 	$(PY) corpora/build.py --only shakespeare
 	mkdir -p demo
-	$(VENV)/bin/charrnn train corpora/shakespeare.txt -o demo/shakespeare.npz \
-		--model lstm --layers 1 --hidden 128 --seq-length 50 --batch-size 50 \
-		--time-limit 90 --eval-every 100 --seed 1
+	$(VENV)/bin/charrnn train corpora/shakespeare.txt -o demo/shakespeare.npz --force \
+		--model lstm --layers 1 --hidden 128 --seq-length 50 --batch-size 50 --lr 5e-3 \
+		--time-limit 60 --eval-every 100 --val-chars 20000 --seed 1
 	$(VENV)/bin/charrnn sample demo/shakespeare.npz --temperature 0.8 --length 600 --seed 1
 
 bench: $(STAMP)  ## time training and sampling (PEER=torch: side by side with PyTorch 2.13.0)

@@ -111,6 +111,10 @@ class Checkpoint:
         why = history.damaged(meta.get("val_history", []))
         if why:
             raise ValueError(f"its metadata field 'val_history' is damaged: {why}")
+        ctx = meta.get("start_context")
+        if ctx is not None and (not isinstance(ctx, str) or len(ctx) > 10_000 or
+                                not set(ctx) <= set(self.vocab)):
+            raise ValueError("its metadata field 'start_context' is not a text in its vocabulary")
         for name, a in arrays.items():
             if name.startswith(("opt/", "state/")) and \
                     (a.dtype not in (np.float32, np.float64) or not np.isfinite(a).all()):

@@ -14,6 +14,7 @@ from charrnn.paths import check_writable
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 ARCH = ("model", "hidden", "layers", "embed", "dropout")
 COMPILE_NOTICE = "charrnn: compiling kernels, once (cached for later runs)"
+UNKNOWN_HINT = "pass --unknown skip to leave them out"
 
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -86,18 +87,31 @@ def say(msg):
     click.echo(msg, err=True)
 
 
+def plural(n, word):
+    """'1 step', '2 steps', '1,000 steps'."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 @contextlib.contextmanager
-def compile_notice(after=1.0):
-    """Says on stderr that kernels are being compiled if the block takes longer than
-    a cache load would; numba caches them, so this happens once per install."""
-    import threading
-    timer = threading.Timer(after, say, [COMPILE_NOTICE])
-    timer.daemon = True
-    timer.start()
-    try:
+def compile_notice():
+    """Says on stderr that kernels are being compiled when numba starts compiling one
+    in the block: a cache miss, so once per install (and source change); loading
+    cached kernels, however slow on a busy machine, says nothing."""
+    from numba.core import event
+
+    class Notice(event.Listener):
+        said = False
+
+        def on_start(self, ev):
+            if not self.said:
+                self.said = True
+                say(COMPILE_NOTICE)
+
+        def on_end(self, ev):
+            pass
+
+    with event.install_listener("numba:compile", Notice()):
         yield
-    finally:
-        timer.cancel()
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -132,7 +146,7 @@ Examples:
               help="Dropout rate on each layer's output.")
 @click.option("--weight-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="While training, drop this fraction of the recurrent weights (DropConnect, "
-                   "one mask per chunk).")
+                   "one mask per step, shared by its characters).")
 @click.option("--init", type=click.Choice(["orthogonal", "uniform", "normal"]), default="orthogonal",
               help="Initialisation: orthogonal recurrent weights, the others uniform; uniform: "
               "all weights U(-s, s); normal: all weights N(0, s^2). Biases start at 0 (an "
@@ -143,10 +157,14 @@ Examples:
 @click.option("--seq-length", type=click.IntRange(1), default=50,
               help="Characters per step of truncated backpropagation through time.")
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
-@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam")
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam",
+              help="Update rule (a resumed run keeps its own).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.95,
-              help="Factor applied to the learning rate per epoch (smoothly).")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
+              show_default="auto",
+              help="Factor applied to the learning rate per epoch (smoothly). By default "
+              "0.95, or where a small text gets more than 10 epochs by default, the decay "
+              "of 10 epochs of 0.95 spread over them.")
 @click.option("--lr-decay-after", type=click.FloatRange(0), default=0.0,
               help="Epochs at the full learning rate before --lr-decay starts.")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
@@ -165,14 +183,19 @@ Examples:
               "sum over each stream's --seq-length characters (min-char-rnn, char-rnn).")
 @click.option("--max-steps", type=click.IntRange(0), default=0,
               help="Stop at this total step count (resumed steps count); 0: no limit.")
-@click.option("--epochs", type=click.FloatRange(0), default=10.0, help="Stop after this many epochs; 0: no limit.")
+@click.option("--epochs", type=click.FloatRange(0), default=None, show_default="auto",
+              help="Stop after this many epochs; 0: no limit. By default 10, or on a small "
+              "text enough epochs for 1,000 steps (at most 100).")
 @click.option("--time-limit", type=click.FloatRange(0), default=0.0,
-              help="Stop after this many seconds; 0: no limit.")
+              help="Stop after this many seconds of training (this invocation's, counted "
+              "after the kernels compile); 0: no limit.")
 @click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               help="Fraction at the end of the text held out for validation.")
 @click.option("--val-chars", type=click.IntRange(0), default=200_000,
               help="Validate on the first this many held-out characters; 0: all.")
-@click.option("--eval-every", type=click.IntRange(1), default=200, help="Steps between validations.")
+@click.option("--eval-every", type=click.IntRange(1), default=None, show_default="auto",
+              help="Steps between validations. By default every 200 steps, or less often "
+              "where validation would take over a tenth of the work (small batches).")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000, help="Steps between checkpoints.")
 @click.option("--sample-every", type=click.IntRange(0), default=0,
               help="Steps between sample previews on stderr; 0: at each validation.")
@@ -180,6 +203,9 @@ Examples:
               "[default: random, printed]")
 @click.option("--encoding", default="utf-8", help="Encoding of the input files.")
 @click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
+@click.option("--extend-vocab", is_flag=True, help="With --resume: add the characters of FILES "
+              "the model has not seen to its vocabulary (new, untrained rows), e.g. to fine-tune "
+              "it on another text.")
 @click.option("--log", "log_file", type=click.Path(), default=None, help="Append JSON Lines progress here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, previews or summary.")
 @click.option("--no-lock", is_flag=True, help="Let another run write the same files at once.")
@@ -193,9 +219,14 @@ def train(ctx, **kw):
         _train(ctx, **kw)
 
 
-def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
+def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset,
+           extend_vocab, **opts):
     from charrnn import history, outputs, train as tr
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    if extend_vocab and not resume:
+        raise click.UsageError("--extend-vocab adds characters to a trained model: give --resume")
+    if extend_vocab and not resume:
+        raise click.UsageError("--extend-vocab adds characters to a trained model: give --resume")
     if preset and resume:
         raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
                            f"settings saved in {resume}: drop --preset")
@@ -207,7 +238,8 @@ def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force
     lock = None if no_lock else outputs.Lock(*targets)
     with lock or contextlib.nullcontext():
         with tr.stop_at_once(lock and lock.release):
-            run = _prepare(files, output, log_file, quiet, resume, encoding, force, opts, given)
+            run = _prepare(files, output, log_file, quiet, resume, encoding, force, extend_vocab,
+                           opts, given)
         try:
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
         except tr.Interrupted as e:
@@ -220,9 +252,21 @@ def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force
             + (f" (best {run.best_val:.4f} in {targets[1]})" if math.isfinite(run.best_val) else ""))
         if run.history and sys.stderr.isatty():  # a sketch for a person, not for a log file
             say(f"charrnn: validation {history.summary(run.history, run.best_val)}")
+        if run.still_improving() and not run.plateaued():
+            say(f"charrnn: still improving: continue with --resume {output} "
+                f"--max-steps {2 * run.step}")
 
 
-def _prepare(files, output, log_file, quiet, resume, encoding, force, opts, given):
+def _extend_vocab(ck, vocab):
+    """ck grown to vocab (--extend-vocab), saying which characters are new."""
+    from charrnn.extend import extend_vocab
+    new = sorted(set(vocab) - set(ck.vocab))
+    say(f"charrnn: adding {plural(len(new), 'character')} to the vocabulary: "
+        + " ".join(map(repr, new[:20])) + (" ..." if len(new) > 20 else ""))
+    return extend_vocab(ck, vocab)
+
+
+def _prepare(files, output, log_file, quiet, resume, encoding, force, extend_vocab, opts, given):
     """The Run, its kernels compiled; called holding the lock on the run's files."""
     from charrnn import outputs, train as tr
     from charrnn.data import read_corpus
@@ -230,9 +274,15 @@ def _prepare(files, output, log_file, quiet, resume, encoding, force, opts, give
     if log_file:  # found unwritable now, not after the corpus is read
         check_writable(log_file, "the log", "--log", "log.jsonl")
     ck, cfg, tc = _train_settings(resume, opts, given)
-    corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
+    corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None,
+                         unknown="extend" if extend_vocab else "error",
+                         hint="pass --extend-vocab to add them to the model")
+    if ck and corpus[1] != ck.vocab:
+        ck = _extend_vocab(ck, corpus[1])
+        cfg = ck.config
     run = tr.Run(corpus, output, cfg, tc, resume=ck,
                  fit_batches=not ck and not {"batch_size", "seq_length"} & given)
+    run.check_work()
     if not quiet:
         _train_header(run, resumed=ck is not None)
     for w in run.warnings:
@@ -247,6 +297,7 @@ def _train_settings(resume, opts, given):
     from charrnn import checkpoint, train as tr
     from charrnn.model import ModelConfig
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
+    opts["eval_every"] = opts["eval_every"] or 0  # 0, like epochs None: chosen by the run
     if not resume:
         if opts["seed"] is None:
             opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
@@ -263,9 +314,8 @@ def _train_settings(resume, opts, given):
         raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
                            f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
                            f"dropout {cfg.dropout}); drop the flag to resume")
-    settings = dict(ck.meta.get("train", {}))
-    settings.update({k: v for k, v in opts.items() if k in given})
-    return ck, cfg, tr.TrainConfig.from_dict(settings)
+    return ck, cfg, tr.resume_settings(ck.meta.get("train", {}),
+                                       {k: v for k, v in opts.items() if k in given})
 
 
 def _train_header(run, resumed):
@@ -275,15 +325,14 @@ def _train_header(run, resumed):
         f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
         f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
     say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
-        f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {run.tc.seed}"
+        f"{plural(spe, 'step')} of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {run.tc.seed}"
         + (f"; resuming at step {run.step:,}" if resumed else ""))
 
 def _preview(run, bar):
     """A short sample on stderr, so a user can watch the model learn."""
-    from charrnn.sample import Sampler
+    from charrnn.sample import Sampler, start_text
     s = Sampler(run.cfg, run.p, run.vocab)
-    prime = "\n" if "\n" in run.vocab else run.vocab[0]
-    text = s.text(prime, 160, temperature=0.8, seed=run.step)
+    text = s.text(start_text(run.start_context(), run.vocab), 160, temperature=0.8, seed=run.step)
     bar.write(f"--- sample at step {run.step:,} ---\n{text}\n---", file=sys.stderr)
 
 
@@ -325,7 +374,7 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
     (with --beam, printed when done)."""
     from charrnn import checkpoint
     from charrnn.data import encode, read_text
-    from charrnn.sample import Sampler, Stop
+    from charrnn.sample import Sampler, Stop, start_text
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam:
@@ -342,14 +391,15 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
         prime = read_text([prime_file], encoding)
     echo = bool(prime)
     if not prime:
-        prime = "\n" if "\n" in ck.vocab else ck.vocab[0]
+        prime = start_text(ck.meta.get("start_context"), ck.vocab)
     ids = encode(prime, ck.vocab, "the prime")
     if stop_at is not None:
         encode(stop_at, ck.vocab, "--stop-at")  # a character the model never makes never matches
     stop = Stop(stop_at, num_samples) if stop_at is not None else None
     sampler = Sampler(ck.config, ck.params, ck.vocab)
-    with compile_notice():  # a one-character run compiles (or loads) the kernels
-        sampler.beam(ids[-1:], 1, 2) if beam else list(sampler.generate(ids[-1:], 1))
+    with compile_notice():  # a one-character run with these options compiles (or loads) the kernels
+        sampler.beam(ids[-1:], 1, 2) if beam else \
+            list(sampler.generate(ids[-1:], 1, num_samples, temperature, top_k, argmax, 0, top_p=top_p))
     if beam:
         chunks = [sampler.beam(ids, length, beam)[0][:, None]]
     else:
@@ -392,20 +442,26 @@ Examples:
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--encoding", default="utf-8", help="Encoding of FILES.")
-def eval_(checkpoint_path, files, as_json, encoding):
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error",
+              help="A character the model has never seen: an error, or skip it (the count "
+              "is printed on stderr).")
+def eval_(checkpoint_path, files, as_json, encoding, unknown):
     """Loss of the model in CKPT on FILES, in nats and bits per character."""
     from charrnn import checkpoint
-    from charrnn.data import read_corpus
+    from charrnn.data import read_known
     from charrnn.evaluate import evaluate
     ck = checkpoint.load(checkpoint_path)
-    ids, _ = read_corpus(files, encoding, vocab=ck.vocab, what="the text")
+    ids, _, skipped = read_known(files, encoding, ck.vocab, "the text", unknown, UNKNOWN_HINT)
+    if skipped:
+        say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
     if len(ids) < 2:
         raise CharrnnError("the text needs at least 2 characters to measure a loss")
     with compile_notice():
-        evaluate(ck.config, ck.params, ids[:2])  # compiles or loads the kernels, nothing more
+        # compiles or loads the kernels: long enough to be read in parts, as the whole text is
+        evaluate(ck.config, ck.params, ids[:1000])
     loss, n = evaluate(ck.config, ck.params, ids)
     res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
-           "perplexity": math.exp(loss)}
+           "perplexity": math.exp(loss), "skipped": skipped}
     if as_json:
         click.echo(json.dumps(res))
     else:
@@ -429,15 +485,15 @@ def info(checkpoint_path, as_json):
            "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
            "train": m.get("train"), "format_version": m.get("version"),
-           "val_history": m.get("val_history", [])}
+           "val_history": m.get("val_history", []), "vocab": ck.vocab}
     if as_json:
         click.echo(json.dumps(res))
         return
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    click.echo(f"model       {c.kind}, {c.layers} layers x {c.hidden} hidden, "
+    click.echo(f"model       {c.kind}, {plural(c.layers, 'layer')} x {c.hidden} hidden, "
                f"{'embedding ' + str(c.embed) if c.embed else 'one-hot input'}, dropout {c.dropout}")
     click.echo(f"parameters  {res['params']:,}")
-    click.echo(f"vocabulary  {len(ck.vocab)} characters: {''.join(ck.vocab)!r}"[:200])
+    click.echo(f"vocabulary  {plural(len(ck.vocab), 'character')}: {_shown(ck.vocab)}")
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
                f"best val {fmt(res['best_val_loss'])} (nats/char)")
@@ -470,6 +526,15 @@ def plot(logs, output, x, units, log_scale, ref):
                                  param_hint="'-o' / '--output'")
     pl.plot_logs(logs, output, x, units, log_scale, ref)
     say(f"charrnn: wrote {output}")
+
+
+def _shown(vocab, width=150):
+    """The vocabulary as a repr of at most about width characters, and what is left out."""
+    k = len(vocab)
+    while len(repr("".join(vocab[:k]))) > width:
+        k = k * 3 // 4
+    rest = f" ... and {len(vocab) - k:,} more (all in 'info --json')" if k < len(vocab) else ""
+    return repr("".join(vocab[:k])) + rest
 
 
 @cli.command("inspect-cells", context_settings=CONTEXT, epilog="""\b
@@ -510,10 +575,13 @@ Examples:
               "bimodality, without a hypothesis.")
 @click.option("--seed", type=int, default=0, help="Seed of the null's shifts and the untrained model.")
 @click.option("--encoding", default="utf-8", help="Encoding of TEXT and the hypothesis files.")
+@click.option("--unknown", type=click.Choice(["error", "skip"]), default="error",
+              help="A character the model has never seen: an error, or leave it out of TEXT "
+              "(not with --spans or --feature, whose offsets would shift).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show, fmt, out, color,
                   chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
-                  encoding, quiet):
+                  encoding, unknown, quiet):
     """Which cells of the model in CKPT track which feature of TEXT ('-': stdin).
 
     Runs the model over TEXT in one stream, records every layer's states and
@@ -523,10 +591,17 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
     8 characters alone predict. Verdicts: TRACKED, DISTRIBUTED, LOCAL, NOT FOUND.
     See docs/inspect.md."""
     from charrnn import checkpoint
-    from charrnn.data import read_text
+    from charrnn.data import known_text, read_text
     from charrnn.inspect import cli_main
     ck = checkpoint.load(checkpoint_path)
-    text = read_text([text_file], encoding)
+    text, skipped = known_text(read_text([text_file], encoding), ck.vocab, unknown, "the text",
+                               UNKNOWN_HINT)
+    if skipped and (spans or feature):
+        raise CharrnnError(f"TEXT has {plural(skipped, 'character')} the model has never seen: "
+                           f"--unknown skip would shift the offsets of --spans and --feature; "
+                           f"remove them from TEXT and the offsets")
+    if skipped and not quiet:
+        say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
     cli_main(ck, text, dict(regex=regex, spans=spans, feature=feature, only=only, show=show,
                             fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
                             max_chars=max_chars, shifts=shifts, untrained=untrained,

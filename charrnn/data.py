@@ -88,11 +88,20 @@ def read_text(paths, encoding="utf-8"):
     return "".join(parts)
 
 
-def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text"):
+def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text",
+                unknown="error", hint=""):
     """(ids, vocab) of the concatenated files, in two passes over their bytes: one
     for the character count and, if vocab is None, the vocabulary; one to fill the
     compact id array. Peak memory is the files' bytes plus the ids, plus a block.
-    A character outside a given vocab is an error naming it."""
+    A character outside a given vocab is an error naming it (and then hint), or, with
+    unknown="extend", added to the vocab in sorted place."""
+    ids, vocab, _ = read_known(paths, encoding, vocab, what, unknown, hint)
+    return ids, vocab
+
+
+def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""):
+    """read_corpus, and with unknown="skip" the characters outside vocab left out:
+    returns (ids, vocab, how many were left out)."""
     raws = [(path, read_bytes(path, encoding)) for path in paths]
     seen = np.zeros(0x110000, dtype=bool)
     total = 0
@@ -100,21 +109,39 @@ def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text"):
         for cps in code_point_blocks(path, raw, encoding):
             total += len(cps)
             seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
+    known = None
     if vocab is None:
         vocab = [chr(c) for c in np.flatnonzero(seen)]
     else:
         unseen = np.flatnonzero(seen & ~_in_vocab(vocab))
-        if len(unseen):
-            _raise_unseen([chr(c) for c in unseen], what)
+        if len(unseen) and unknown == "extend":
+            vocab = sorted(set(vocab) | {chr(c) for c in unseen})
+        elif len(unseen) and unknown == "skip":
+            known = _in_vocab(vocab)
+        elif len(unseen):
+            _raise_unseen([chr(c) for c in unseen], what, hint)
     table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
     table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
     ids = np.empty(total, dtype=table.dtype)
     o = 0
     for path, raw in raws:
         for cps in code_point_blocks(path, raw, encoding):
+            if known is not None:
+                cps = cps[known[cps]]
             ids[o:o + len(cps)] = table[cps]
             o += len(cps)
-    return ids, vocab
+    return ids[:o], vocab, total - o
+
+
+def known_text(text, vocab, unknown="error", what="the text", hint=""):
+    """(text, how many characters were left out): with unknown="skip" those outside
+    vocab are left out; with "error" one is an error naming it (and then hint)."""
+    if unknown == "skip":
+        allowed = set(vocab)
+        kept = "".join(ch for ch in text if ch in allowed)
+        return kept, len(text) - len(kept)
+    encode(text, vocab, what, hint)
+    return text, 0
 
 
 def _in_vocab(vocab):
@@ -123,10 +150,10 @@ def _in_vocab(vocab):
     return mask
 
 
-def _raise_unseen(unseen, what):
+def _raise_unseen(unseen, what, hint=""):
     shown = " ".join(repr(ch) for ch in unseen[:10]) + (" ..." if len(unseen) > 10 else "")
     raise CharrnnError(f"{what} has {len(unseen)} character(s) not in the model's "
-                       f"vocabulary: {shown}")
+                       f"vocabulary: {shown}" + (f"; {hint}" if hint else ""))
 
 
 def code_points(text):
@@ -147,7 +174,7 @@ def build_vocab(text):
     return [chr(c) for c in np.unique(code_points(text))]
 
 
-def encode(text, vocab, what="text"):
+def encode(text, vocab, what="text", hint=""):
     """Compact id array of text in vocab; a character outside vocab is an error naming it."""
     cps = code_points(text)
     table = np.array([ord(ch) for ch in vocab], dtype=np.uint32)
@@ -155,7 +182,7 @@ def encode(text, vocab, what="text"):
     pos_clipped = np.minimum(pos, len(table) - 1)
     bad = table[pos_clipped] != cps
     if bad.any():
-        _raise_unseen(sorted({chr(c) for c in cps[bad]}), what)
+        _raise_unseen(sorted({chr(c) for c in cps[bad]}), what, hint)
     return pos_clipped.astype(id_dtype(len(vocab)))
 
 

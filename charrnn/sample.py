@@ -285,6 +285,12 @@ def beam_backtrack(out, parents, chars):
         w = parents[t, w]
 
 
+def start_text(context, vocab):
+    """What an unprimed sample reads first, unprinted: the checkpoint's start_context
+    (training text ending a line), or, in a file older than it, a newline."""
+    return context or ("\n" if "\n" in vocab else vocab[0])
+
+
 class Sampler:
     """Generates text from parameters {name: array} and a ModelConfig."""
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from charrnn import CharrnnError, __version__, checkpoint, history
-from charrnn.data import Batches, build_vocab, encode, split
+from charrnn.data import Batches, build_vocab, decode, encode, split
 from charrnn.evaluate import evaluate
 from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
                            weight_masks, zero_state)
@@ -35,7 +35,8 @@ class TrainConfig:
     batch_size: int = 50        # N, parallel contiguous streams
     optimizer: str = "adam"     # adam | rmsprop | adagrad | sgd
     lr: float = 2e-3            # peak learning rate
-    lr_decay: float = 0.95      # multiplied into the learning rate once per epoch (smoothly)
+    lr_decay: float = None      # multiplied into the learning rate once per epoch (smoothly);
+    #                             None: LR_DECAY, spread over the run where auto_epochs adds epochs
     lr_decay_after: float = 0   # epochs at the full rate before lr_decay starts (char-rnn: 10)
     warmup: int = 0             # steps of linear learning-rate warm-up
     schedule: str = "exp"       # exp: lr * lr_decay**epoch; cosine: to min_lr at the step limit
@@ -44,13 +45,13 @@ class TrainConfig:
     grad_clip: float = 5.0      # max global L2 norm of the gradient (or element); 0 disables
     clip_mode: str = "norm"     # norm: scale the whole gradient; value: clamp each element
     loss: str = "mean"          # the gradient's: mean per character, or sum over each stream's T
-    weight_drop: float = 0.0    # DropConnect rate on the recurrent weights Wh, per chunk
+    weight_drop: float = 0.0    # DropConnect rate on the recurrent weights Wh, one mask per step
     max_steps: int = 0          # total steps of the run (counting resumed ones); 0: no limit
-    epochs: float = 10          # total epochs; 0: no limit
+    epochs: float = None        # total epochs; 0: no limit; None: auto_epochs, fixed at the start
     time_limit: float = 0       # seconds of this invocation; 0: no limit
     val_frac: float = 0.1       # last fraction of the text held out for validation
     val_chars: int = 200_000    # validate on the first this many held-out characters; 0: all
-    eval_every: int = 200       # steps between validation runs
+    eval_every: int = 0         # steps between validation runs; 0: auto_eval_every, fixed at the start
     checkpoint_every: int = 1000  # steps between checkpoint writes
     sample_every: int = 0       # steps between previews on stderr; 0: with every validation
     log_every: int = 10         # steps between JSON Lines records
@@ -111,10 +112,50 @@ PRESETS = {
 }
 
 
+MIN_STEPS = 1000      # auto_epochs: a small text still gets this many steps (at most MAX_EPOCHS)
+MAX_EPOCHS = 100
+EPOCHS = 10           # auto_epochs on a text of MIN_STEPS steps an epoch or more
+LR_DECAY = 0.95       # per epoch of EPOCHS; over the same total decay when there are more
+VAL_COST = 1 / 3      # a validated character costs about this much of a trained one (forward only)
+VAL_SHARE = 0.1       # auto_eval_every: validation takes at most this share of the work
+MIN_EVAL_EVERY = 200
+CONTEXT = 200         # characters of training text read before an unprimed sample
+
+
+def auto_epochs(steps_per_epoch):
+    """The default epoch limit: 10, or more on a small text, so that it trains long
+    enough to write words (char-rnn's default is 50 epochs)."""
+    return float(max(EPOCHS, min(MAX_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))))
+
+
+def auto_eval_every(val_chars, chars_per_step):
+    """Steps between validations such that validating val_chars characters takes at
+    most VAL_SHARE of the work at any batch size (and not more often than every
+    MIN_EVAL_EVERY steps). Counted in training characters, not seconds, so that a
+    resumed run validates at the same steps as one run straight through."""
+    train_chars = val_chars * VAL_COST * (1 - VAL_SHARE) / VAL_SHARE
+    return max(MIN_EVAL_EVERY, math.ceil(train_chars / chars_per_step))
+
+
+def resume_settings(saved, given):
+    """The settings of a resumed run: the checkpoint's, and over them the flags given
+    now. A step or epoch limit given now replaces all stored limits (one the user did
+    not repeat must not end the run before the one asked for); a time limit given
+    alone is this invocation's and keeps the stored totals, which a cosine schedule
+    counts to. The seed stays the run's."""
+    settings = dict(saved)
+    if {"max_steps", "epochs"} & set(given):
+        settings.update(max_steps=0, epochs=0.0, time_limit=0.0)
+    settings.update({k: v for k, v in given.items() if k != "seed"})
+    return TrainConfig.from_dict(settings)
+
+
 def warm_up(cfg, optimizer, clip_mode="norm"):
-    """Runs every kernel a run of this configuration uses once, on a model of the
-    same kind but tiny sizes, so numba compiles them (or loads them from its cache)
-    now, not in the middle of the first step. Kernel types do not depend on sizes."""
+    """Runs every kernel a run of this configuration uses once (training, validation,
+    the previews' sampling), on a model of the same kind but tiny sizes, so numba
+    compiles them (or loads them from its cache) before the run and its clock start,
+    all at once. Kernel types do not depend on sizes."""
+    from charrnn.sample import Sampler
     tiny = ModelConfig(kind=cfg.kind, vocab_size=3, hidden=2, layers=min(cfg.layers, 2),
                        embed=2 if cfg.embed else 0)
     flat = init_params(tiny, np.random.default_rng(0))
@@ -123,7 +164,9 @@ def warm_up(cfg, optimizer, clip_mode="norm"):
     loss_and_grad(tiny, carve(flat, tiny), carve(grad, tiny), ids, ids, zero_state(tiny, 1))
     CLIPS[clip_mode](grad, 1.0)
     Optimizer(optimizer, flat.size).step(flat, grad, 1e-3, 1)
-    evaluate(tiny, carve(flat, tiny), np.zeros(4, dtype=np.uint8))
+    # long enough to be read as several parts after a burn-in, as a validation is
+    evaluate(tiny, carve(flat, tiny), np.zeros(1000, dtype=np.uint8))
+    Sampler(tiny, carve(flat, tiny), ["a", "b", "c"]).text("ab", 2)
 
 
 def lr_at(tc, step, steps_per_epoch, total_steps=None):
@@ -161,6 +204,7 @@ class Run:
         if fit_batches:
             tc = self.tc = self._fit(tc)
         self.batches = Batches(self.train_ids, tc.batch_size, tc.seq_length)
+        tc = self.tc = self._resolve(tc)
         self.rng = np.random.default_rng(tc.seed)
         self.flat = init_params(cfg, self.rng, init=tc.init, scale=tc.init_scale)
         self.grad = np.zeros_like(self.flat)
@@ -186,6 +230,17 @@ class Run:
                              f"{tc.batch_size} streams of {tc.seq_length}: using --batch-size {N} "
                              f"--seq-length {T}")
         return dataclasses.replace(tc, batch_size=N, seq_length=T)
+
+    def _resolve(self, tc):
+        """The automatic settings (None or 0 in tc), fixed now for the whole run."""
+        chars_per_step = tc.batch_size * tc.seq_length
+        val = min(tc.val_chars or len(self.val_ids), len(self.val_ids))
+        epochs = auto_epochs(self.batches.steps_per_epoch) if tc.epochs is None else tc.epochs
+        # more epochs of a small text decay the learning rate as EPOCHS of a large one would
+        decay = LR_DECAY ** (EPOCHS / epochs if tc.epochs is None else 1)
+        return dataclasses.replace(
+            tc, epochs=epochs, lr_decay=decay if tc.lr_decay is None else tc.lr_decay,
+            eval_every=tc.eval_every or auto_eval_every(val, chars_per_step))
 
     def _restore(self, ck):
         for name, a in ck.params.items():
@@ -234,9 +289,18 @@ class Run:
             "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
             "elapsed_s": self.elapsed, "validations_since_best": self.stale,
             "val_history": self.history,
-            "rng": self.rng.bit_generator.state,
+            "rng": self.rng.bit_generator.state, "start_context": self.start_context(),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+
+    def start_context(self):
+        """Where unprimed samples start: up to CONTEXT characters of the training text
+        that end a line, so a sample starts from a state training knows, not zeros."""
+        ids, vocab = self.train_ids, self.vocab
+        tail = ids[-2 * CONTEXT:]
+        ends = np.flatnonzero(tail == vocab.index("\n")) if "\n" in vocab else []
+        end = len(ids) - len(tail) + ends[-1] + 1 if len(ends) else len(ids)
+        return decode(ids[max(0, end - CONTEXT):end], vocab)
 
     def save(self, path):
         if not np.isfinite(self.flat).all():  # never write what cannot be resumed from
@@ -279,6 +343,25 @@ class Run:
         tc, spe = self.tc, self.batches.steps_per_epoch
         limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0) if s]
         return min(limits) if limits else None
+
+    def check_work(self):
+        """Refuses a run that would train no step (a resumed run already at its limit)."""
+        stop = self.stop_step()
+        if stop is None or self.step < stop:
+            return
+        tc, spe = self.tc, self.batches.steps_per_epoch
+        limit = (f"--max-steps {tc.max_steps:,}" if stop == tc.max_steps else
+                 f"--epochs {tc.epochs:g}, {stop:,} steps of {spe:,} per epoch on this text")
+        raise CharrnnError(f"the run is already at step {self.step:,}, its limit ({limit}): "
+                           f"nothing to train; give a larger --max-steps or --epochs")
+
+    def still_improving(self):
+        """True when the last two validations of this invocation fell by more than 1%
+        per eval_every steps: the run stopped with more to learn."""
+        if len(self.history) < 2:
+            return False
+        (s0, v0), (s1, v1) = self.history[-2:]
+        return v1 < v0 and (v0 - v1) / v0 * self.tc.eval_every / (s1 - s0) > 0.01
 
     def validate(self, scheduled=True):
         """The validation loss. A scheduled validation (every eval_every steps) also
@@ -380,6 +463,11 @@ def stop_at_once(cleanup=None):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+def bar_total(stop, step, steps_per_s, seconds_left):
+    """The step at which the run will end: its step limit, or where the time limit
+    stops it at the speed so far, whichever comes first."""
+    by_time = step + max(0, int(steps_per_s * seconds_left))
+    return by_time if stop is None else min(stop, by_time)
 
 
 def run(run, progress=True, log_file=None, preview=None):
@@ -397,7 +485,7 @@ def run(run, progress=True, log_file=None, preview=None):
                unit="step", dynamic_ncols=True, smoothing=0.1,
                mininterval=0.1 if sys.stderr.isatty() else 15)  # a log file gets a line now and then
     chars_per_step = tc.seq_length * tc.batch_size
-    busy, busy_steps, rate = 0.0, 0, 0.0  # chars/s counts training steps only, not validation
+    step_s, rate = 0.0, 0.0  # chars/s counts training steps only, not validation
     try:
         while stop is None or run.step < stop:
             if signals:
@@ -406,11 +494,14 @@ def run(run, progress=True, log_file=None, preview=None):
                 break
             t0 = time.perf_counter()
             loss = run.train_step()
-            if run.step > start_step + 1:  # the first step compiles or loads kernels
-                busy, busy_steps = busy + time.perf_counter() - t0, busy_steps + 1
-                rate = busy_steps * chars_per_step / busy
-                if busy > 2.0:  # a fresh window now and then, so the rate follows changes
-                    busy, busy_steps = 0.0, 0
+            if run.step > start_step + 1:  # the first step may still load a kernel
+                dt = time.perf_counter() - t0
+                step_s = 0.95 * step_s + 0.05 * dt if step_s else dt  # smoothed
+                rate = chars_per_step / step_s
+            if tc.time_limit:  # the bar's total, and so its ETA, follow the limit that ends the run
+                done = run.step - start_step
+                bar.total = bar_total(stop, run.step, done / max(time.time() - start_time, 1e-9),
+                                      tc.time_limit - (time.time() - start_time))
             run.smooth = 0.99 * run.smooth + 0.01 * loss if run.step > 1 else loss
             run.smooth_seq = 0.999 * run.smooth_seq + 0.001 * loss * tc.seq_length
             evaluated = run.step % tc.eval_every == 0

@@ -20,7 +20,7 @@ KINDS = [("rnn", 0), ("lstm", 0), ("gru", 0), ("lstm", 5), ("gru", 5)]
 META_KEYS = {"format", "version", "config", "train", "vocab", "step", "epoch", "steps_per_epoch",
              "train_chars", "val_chars", "train_loss", "val_loss", "best_val_loss", "elapsed_s",
              "validations_since_best", "smooth_seq_loss", "val_history",
-             "rng", "saved_at", "charrnn"}
+             "rng", "saved_at", "charrnn", "start_context"}
 
 
 def make_run(folder, kind="lstm", embed=0, layers=2, hidden=8, seed=0):
@@ -357,6 +357,13 @@ def test_meta_with_a_damaged_config(ckpt, tmp_path, config):
     arrays = members(ckpt)
     write_npz(tmp_path / "b.npz", with_meta(arrays, dict(meta_of(arrays), config=config)))
     assert_refused(tmp_path / "b.npz")
+
+
+@pytest.mark.parametrize("context", [5, ["a"], "\u4e2d", "a" * 10_001])
+def test_meta_with_a_damaged_start_context(ckpt, tmp_path, context):
+    arrays = members(ckpt)
+    write_npz(tmp_path / "b.npz", with_meta(arrays, dict(meta_of(arrays), start_context=context)))
+    assert_refused(tmp_path / "b.npz", "start_context")
 
 
 @pytest.mark.parametrize("name", ["param/L0.Wx", "param/L1.b", "param/out.W", "param/out.b"])

@@ -457,3 +457,140 @@ def test_a_short_text_shrinks_the_default_batch_with_a_warning(tmp_path):
     assert checkpoint.load(tmp_path / "m.npz").meta["train"]["batch_size"] == 17
     code, _, err = charrnn("train", text, "-o", tmp_path / "m2.npz", "--batch-size", "50")
     assert code == 1 and "too short" in err
+
+
+# -- what the user means: resume limits, unseen characters, info ---------------------
+
+def trained_copy(corpus, tmp_path, name="r.npz"):
+    out = tmp_path / name
+    code, _, err = charrnn("train", corpus, "-o", out, *TINY, "--seed", "1", "-q")
+    assert code == 0, err
+    return out
+
+
+def test_a_limit_given_on_resume_is_honoured(corpus, tmp_path):
+    """The run stopped at --max-steps 20; --epochs 1 (70 steps of this text) given on
+    resume must not be vetoed by the stored --max-steps, which was not repeated."""
+    out = trained_copy(corpus, tmp_path)
+    code, _, err = charrnn("train", corpus, "--resume", out, "--epochs", "1", "-q")
+    assert code == 0, err
+    meta = checkpoint.load(out).meta
+    assert meta["step"] == meta["steps_per_epoch"] > 20
+
+
+def test_a_resume_with_nothing_to_train_says_so_and_writes_nothing(corpus, tmp_path):
+    out = trained_copy(corpus, tmp_path)
+    before = out.read_bytes()
+    code, o, err = charrnn("train", corpus, "--resume", out)
+    assert_one_line_error(code, o, err, (1,), "already at step 20, its limit (--max-steps 20)")
+    short = tmp_path / "short.txt"
+    short.write_text(TEXT[:2000], encoding="utf-8")
+    code, o, err = charrnn("train", short, "--resume", out, "--max-steps", "15")
+    assert_one_line_error(code, o, err, (1,), "nothing to train")
+    assert out.read_bytes() == before  # not even the recorded text size
+
+
+def test_resume_shows_the_runs_own_seed(corpus, tmp_path):
+    out = trained_copy(corpus, tmp_path)
+    code, _, err = charrnn("train", corpus, "--resume", out, "--max-steps", "21", "--seed", "3")
+    assert code == 0, err
+    assert "--seed is ignored" in err and "; seed 1; resuming at step 20" in err
+    assert "seed 3;" not in err
+
+
+def test_eval_unknown_characters_error_or_skip(ckpt, tmp_path):
+    odd, plain = tmp_path / "odd.txt", tmp_path / "plain.txt"
+    odd.write_text(TEXT[:2000] + "中" + TEXT[2000:4000], encoding="utf-8")
+    plain.write_text(TEXT[:4000], encoding="utf-8")
+    code, out, err = charrnn("eval", ckpt, odd)
+    assert_one_line_error(code, out, err, (1,), "pass --unknown skip to leave them out")
+    code, out, err = charrnn("eval", ckpt, odd, "--unknown", "skip", "--json")
+    assert code == 0 and "skipped 1 character not in the model's vocabulary" in err
+    got, want = json.loads(out), json.loads(charrnn("eval", ckpt, plain, "--json")[1])
+    assert got["skipped"] == 1 and want["skipped"] == 0
+    assert got["loss_nats"] == want["loss_nats"] and got["chars"] == want["chars"]
+
+
+def test_inspect_cells_unknown_characters_error_or_skip(ckpt, tmp_path):
+    odd = tmp_path / "odd.txt"
+    odd.write_text(TEXT[:1500] + "中" + TEXT[1500:3000], encoding="utf-8")
+    fast = ["--shifts", "0", "--no-untrained", "--only", "column", "--format", "json", "-q"]
+    code, out, err = charrnn("inspect-cells", ckpt, odd, *fast)
+    assert_one_line_error(code, out, err, (1,), "pass --unknown skip")
+    code, out, err = charrnn("inspect-cells", ckpt, odd, *fast, "--unknown", "skip")
+    assert code == 0, err
+    assert json.loads(out)["chars"] == 3000
+    spans = tmp_path / "spans.txt"
+    spans.write_text("0 10\n")
+    code, out, err = charrnn("inspect-cells", ckpt, odd, *fast, "--unknown", "skip", "--spans", spans)
+    assert_one_line_error(code, out, err, (1,), "would shift the offsets")
+
+
+def test_info_names_the_whole_vocabulary(tmp_path):
+    from charrnn import train as tr
+    from charrnn.model import ModelConfig
+    out = tmp_path / "cjk.npz"
+    chars = [chr(0x4E00 + i) for i in range(300)]
+    tr.Run("".join(chars) * 5, str(out), ModelConfig(hidden=4, layers=1),
+           tr.TrainConfig(batch_size=2, seq_length=8)).save(str(out))
+    code, out_, _ = charrnn("info", out)
+    line = next(x for x in out_.splitlines() if x.startswith("vocabulary"))
+    assert code == 0 and "300 characters: '一" in line
+    shown = len(line.split("'")[1])
+    assert f"... and {300 - shown} more (all in 'info --json')" in line
+    assert "lstm, 1 layer x 4 hidden" in out_
+    assert json.loads(charrnn("info", out, "--json")[1])["vocab"] == chars
+
+
+def test_extend_vocab_adds_new_characters_and_trains_on(corpus, tmp_path):
+    out = trained_copy(corpus, tmp_path)
+    new = tmp_path / "new.txt"
+    new.write_text(TEXT.replace("dog", "dжg"), encoding="utf-8")
+    before = out.read_bytes()
+    code, o, err = charrnn("train", new, "--resume", out, "--max-steps", "30")
+    assert_one_line_error(code, o, err, (1,), "pass --extend-vocab to add them")
+    assert out.read_bytes() == before
+    code, _, err = charrnn("train", new, "--resume", out, "--extend-vocab", "--max-steps", "30")
+    assert code == 0, err
+    assert "adding 1 character to the vocabulary: 'ж'" in err
+    ck = checkpoint.load(out)
+    assert ck.meta["step"] == 30 and ck.vocab == sorted(set(TEXT) | {"ж"})
+    assert ck.config.vocab_size == len(ck.vocab)
+    code, o, err = charrnn("train", new, "--extend-vocab", "-o", tmp_path / "x.npz")
+    assert_one_line_error(code, o, err, (2,), "give --resume")
+
+
+def test_make_help_lists_every_target():
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "Makefile")) as f:
+        targets = re.findall(r"^([a-z][a-z-]*):.*## ", f.read(), re.M)
+    p = subprocess.run(["make", "-s", "-C", root, "help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    listed = re.findall(r"make (\S+)", p.stdout)
+    assert listed == targets and "test-slow" in listed
+
+
+def test_the_compile_notice_means_numba_compiled(capsys):
+    """Said when numba compiles in the block, once however many kernels; not for a
+    kernel already compiled, however slow the block (a busy machine loading a cache)."""
+    import time
+
+    import numba
+    from charrnn.cli import compile_notice
+
+    @numba.njit
+    def one(x):
+        return x + 1
+
+    @numba.njit
+    def two(x):
+        return one(x) * 2
+
+    with compile_notice():
+        assert two(1) == 4
+    assert capsys.readouterr().err == COMPILE_NOTICE + "\n"
+    with compile_notice():
+        time.sleep(1.2)
+        assert two(2) == 6
+    assert capsys.readouterr().err == ""

@@ -337,6 +337,9 @@ def test_barrier_that_sleeps_at_once(kind, P, monkeypatch):
     check_gradients(cfg, flat, ids, targets, state, masks)
 
 
+# the np.dot fallback compiled here for strided inputs is the path under test; numba's
+# advice that it is faster on contiguous arrays is no news (it printed twice in make test)
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPerformanceWarning")
 def test_numpy_sgemm_is_found_and_exact():
     """native.gemm takes numpy's own sgemm (when numpy bundles OpenBLAS, as its wheels
     do), and its sgemv for one row, and gives the product for

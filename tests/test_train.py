@@ -1,6 +1,7 @@
 """train.py: the loop learns, the schedule, checkpoints, exact resume, NaN stop, the log."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -271,3 +272,106 @@ def test_validation_history_is_kept_across_a_resume(tmp_path):
     tr.run(run2, progress=False)
     h = checkpoint.load(tmp_path / "m.npz").meta["val_history"]
     assert h[:2] == ck.meta["val_history"] and [s for s, _ in h[2:]] == [30, 40]
+
+
+# -- what the user means: limits, cadence, the bar ---------------------------------
+
+def test_a_limit_given_on_resume_replaces_the_stored_ones():
+    saved = asdict_train(max_steps=20, epochs=1.0, time_limit=90.0, seed=4)
+    tc = tr.resume_settings(saved, {"epochs": 3.0, "seed": 9, "lr": 0.5})
+    assert (tc.max_steps, tc.epochs, tc.time_limit) == (0, 3.0, 0.0)
+    assert tc.seed == 4 and tc.lr == 0.5  # the run's own seed; other flags apply
+    kept = tr.resume_settings(saved, {"lr": 0.5})  # no limit given: the stored ones stay
+    assert (kept.max_steps, kept.epochs, kept.time_limit) == (20, 1.0, 90.0)
+    timed = tr.resume_settings(saved, {"time_limit": 60.0})  # this invocation's time only
+    assert (timed.max_steps, timed.epochs, timed.time_limit) == (20, 1.0, 60.0)
+
+
+def asdict_train(**kw):
+    import dataclasses
+    return dataclasses.asdict(tr.TrainConfig(**kw))
+
+
+def test_a_run_at_its_limit_refuses_to_train(tmp_path):
+    out = tmp_path / "m.npz"
+    tr.run(make_run(out, max_steps=12), progress=False)
+    resumed = make_run(out, resume=out)
+    with pytest.raises(CharrnnError, match=r"already at step 12, its limit \(--max-steps 12\)"):
+        resumed.check_work()
+    epochs = make_run(out, resume=out, max_steps=0, epochs=0.1)  # 0.1 epoch: under 12 steps
+    with pytest.raises(CharrnnError, match=r"--epochs 0.1, \d+ steps of \d+ per epoch"):
+        epochs.check_work()
+    make_run(out, resume=out, max_steps=13).check_work()
+
+
+def test_small_texts_train_at_least_min_steps_by_default(tmp_path):
+    run = make_run(tmp_path / "m.npz", epochs=None, lr_decay=None)
+    spe = run.batches.steps_per_epoch
+    assert spe * 10 < tr.MIN_STEPS  # a small text: 10 epochs would be too few steps
+    assert run.stop_step() >= tr.MIN_STEPS and run.tc.epochs == math.ceil(tr.MIN_STEPS / spe)
+    # the learning rate decays over the run as over 10 epochs of 0.95
+    assert run.lr(run.stop_step()) == pytest.approx(run.tc.lr * 0.95 ** 10, rel=0.01)
+    assert tr.auto_epochs(5000) == 10 and tr.auto_epochs(1) == tr.MAX_EPOCHS
+    tr.run(make_run(tmp_path / "s.npz", epochs=None, max_steps=3), progress=False)
+    saved = checkpoint.load(tmp_path / "s.npz").meta["train"]  # resolved, so resume repeats them
+    assert (saved["epochs"], saved["lr_decay"]) == (run.tc.epochs, run.tc.lr_decay)
+
+
+@pytest.mark.parametrize("N,T", [(1, 25), (50, 50), (8, 16)])
+def test_validation_takes_at_most_a_tenth_of_the_work_by_default(N, T):
+    """A validated character costs about VAL_COST of a trained one: between two
+    validations, training must do at least 9 times the validation's work."""
+    for val_chars in (3_000, 111_539, 200_000):
+        every = tr.auto_eval_every(val_chars, N * T)
+        val_work = val_chars * tr.VAL_COST
+        assert val_work <= 0.1 * (val_work + every * N * T) + 1e-9
+        assert every >= 200
+
+
+def test_auto_validation_cadence_is_fixed_at_the_start_and_resumed(tmp_path):
+    out = tmp_path / "m.npz"
+    text = synth.generate(40_000, seed=3)
+    run = make_run(out, text=text, eval_every=0, batch_size=1, seq_length=25, max_steps=3)
+    n_val = min(run.tc.val_chars, len(run.val_ids))
+    assert run.tc.eval_every == tr.auto_eval_every(n_val, 25) > 200  # before: 200 at any batch
+    tr.run(run, progress=False)
+    assert checkpoint.load(out).meta["train"]["eval_every"] == run.tc.eval_every
+    assert make_run(out, resume=out, text=text, max_steps=4).tc.eval_every == run.tc.eval_every
+
+
+def test_the_bar_total_follows_the_limit_that_ends_the_run():
+    assert tr.bar_total(1000, 10, 5.0, 4.0) == 30       # the time limit ends it first
+    assert tr.bar_total(20, 10, 5.0, 4.0) == 20         # the step limit does
+    assert tr.bar_total(None, 10, 5.0, 4.0) == 30       # no step limit
+    assert tr.bar_total(None, 10, 5.0, -1.0) == 10      # time is up
+
+
+def test_a_time_limited_run_shows_its_real_total(tmp_path, capsys):
+    run = make_run(tmp_path / "m.npz", max_steps=10 ** 6, time_limit=2.0, eval_every=10 ** 6)
+    tr.run(run, progress=True)
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    done, total = map(int, re.search(r"(\d+)/(\d+) \[", last).groups())
+    assert done == run.step and total <= 2 * run.step  # not 1,000,000
+
+
+def test_still_improving(tmp_path):
+    run = make_run(tmp_path / "m.npz", eval_every=10)
+    run.history = [(10, 2.0), (20, 1.9)]
+    assert run.still_improving()
+    run.history = [(10, 2.0), (20, 1.995)]  # 0.25% in 10 steps
+    assert not run.still_improving()
+    run.history = [(10, 2.0), (20, 2.1)]
+    assert not run.still_improving()
+    run.history = [(20, 1.9)]
+    assert not run.still_improving()
+
+
+def test_start_context_ends_a_line_of_the_training_text(tmp_path):
+    run = make_run(tmp_path / "m.npz")
+    ctx = run.start_context()
+    text = TEXT[:len(run.train_ids)]
+    assert ctx.endswith("\n") and 0 < len(ctx) <= tr.CONTEXT and ctx in text
+    assert text.rindex(ctx) + len(ctx) > len(text) - 2 * tr.CONTEXT
+    flat = TEXT.replace("\n", " ")
+    n = len(run.train_ids)
+    assert make_run(tmp_path / "n.npz", text=flat).start_context() == flat[n - tr.CONTEXT:n]
