@@ -1,11 +1,13 @@
 """Nothing lost, nothing crashes: kill -9 during training, signals, damaged
 checkpoints (a fuzz loop), and the lock on a checkpoint path."""
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -167,6 +169,64 @@ def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint)
         assert len(text) == 5
         outcomes["loaded"] += 1
     assert outcomes["refused"] >= 800, outcomes
+
+
+BOMB = 256 << 20  # bytes of zeros a bomb member inflates to (about 250 KB deflated)
+
+
+def npy_header(dtype, shape):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(
+        np.dtype(dtype)), "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def write_bomb(path, good, name, header):
+    """The good checkpoint's members plus (or with, in place of one) member name: header,
+    then BOMB zero bytes, deflated: a small file that inflates to hundreds of MB."""
+    with zipfile.ZipFile(good) as zin, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+        for info in zin.infolist():
+            if info.filename != name + ".npy":
+                zout.writestr(info.filename, zin.read(info))
+        with zout.open(name + ".npy", "w", force_zip64=True) as f:
+            f.write(header)
+            zeros = bytes(1 << 20)
+            for _ in range(BOMB >> 20):
+                f.write(zeros)
+
+
+def peak_rss_mb(*args):
+    """(exit status, stderr, peak resident memory in MB) of `charrnn ARGS`, a child of its own."""
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    err = p.stderr.read().decode()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, err, usage.ru_maxrss / 1024
+
+
+BOMBS = {  # member: its header (V = 65 would be right for out.W)
+    "junk": npy_header(np.uint8, (BOMB,)),  # a member the format does not define
+    "param/out.W": npy_header(np.float32, (BOMB // 4,)),  # the wrong shape for the model
+    "__meta__": npy_header(np.uint8, (BOMB,)),  # more metadata than any vocabulary needs
+    "opt/m": npy_header(np.float32, (BOMB // 4,)),
+}
+
+
+@pytest.mark.parametrize("member", list(BOMBS))
+def test_a_zip_bomb_is_refused_within_a_small_multiple_of_the_model(tmp_path, good_checkpoint,
+                                                                    member):
+    """Each bomb inflates to 256 MB; charrnn info refuses it, one line, having held no
+    more memory than for loading the good checkpoint (its model is a few KB), plus 32 MB."""
+    bomb = str(tmp_path / "bomb.npz")
+    write_bomb(bomb, good_checkpoint, member, BOMBS[member])
+    assert os.path.getsize(bomb) < 2 << 20
+    code, err, good_mb = peak_rss_mb("info", good_checkpoint)
+    assert code == 0, err
+    code, err, bomb_mb = peak_rss_mb("info", bomb)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("charrnn: error: "), err
+    assert bomb_mb < good_mb + 32, (bomb_mb, good_mb, err)
 
 
 def test_second_run_on_the_same_path_is_refused_until_the_first_ends(tmp_path):
