@@ -229,6 +229,38 @@ def test_a_zip_bomb_is_refused_within_a_small_multiple_of_the_model(tmp_path, go
     assert bomb_mb < good_mb + 32, (bomb_mb, good_mb, err)
 
 
+BINARY = [  # every place a text is read; /dev/zero and /dev/urandom never end
+    ["train", "/dev/zero", "-o", "{tmp}/m.npz"],
+    ["train", "/dev/urandom", "-o", "{tmp}/m.npz"],
+    ["train", "-", "-o", "{tmp}/m.npz", "<", "/dev/zero"],
+    ["eval", "{ck}", "/dev/zero"],
+    ["eval", "{ck}", "/dev/urandom"],
+    ["inspect-cells", "{ck}", "/dev/zero"],
+    ["inspect-cells", "{ck}", "/dev/urandom", "--encoding", "utf-16"],
+    ["inspect-cells", "{ck}", "{text}", "--spans", "/dev/zero"],
+    ["inspect-cells", "{ck}", "{text}", "--feature", "/dev/urandom"],
+    ["sample", "{ck}", "--prime-file", "/dev/zero"],
+    ["sample", "{ck}", "--prime-file", "/dev/urandom", "--encoding", "utf-32"],
+]
+
+
+@pytest.mark.parametrize("args", BINARY, ids=[" ".join(a[:3]) for a in BINARY])
+def test_endless_binary_input_is_refused_at_its_first_block(tmp_path, good_checkpoint, corpus, args):
+    """Read whole, these grew without bound; read in blocks, the first block is refused."""
+    args = [a.format(tmp=tmp_path, ck=good_checkpoint, text=corpus) for a in args]
+    stdin = open(args.pop(), "rb") if "<" in args else subprocess.DEVNULL
+    if stdin is not subprocess.DEVNULL:
+        args.pop()
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", *args], stdin=stdin,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("charrnn: error: ") and ("looks binary" in err or "not valid" in err), err
+
+
 def test_second_run_on_the_same_path_is_refused_until_the_first_ends(tmp_path):
     path = str(tmp_path / "m.npz")
     with checkpoint.Lock(path):
