@@ -59,6 +59,7 @@ def save(path, params, meta, extra=None):
 # the most __meta__ may hold: a vocabulary of every code point is about 20 MB of JSON
 META_MAX = 64 << 20
 READ_CHUNK = 1 << 20  # bytes read at a time from a member
+DIRECTORY_MAX = 1 << 20  # bytes of zip directory: a 64-layer GRU's 263 members need 30 KB
 
 
 class Checkpoint:
@@ -102,7 +103,14 @@ def load(path):
         raise CharrnnError(f"checkpoint {path} is a directory")
     if not os.path.exists(path):
         raise CharrnnError(f"checkpoint {path} does not exist")
+    if not os.path.isfile(path):  # zipfile reads a device (/dev/zero) or a pipe to its end
+        raise CharrnnError(f"checkpoint {path} is not a regular file; {hint}")
     try:
+        with open(path, "rb") as f:
+            cd = _directory_size(f)
+        if cd > DIRECTORY_MAX:  # zipfile would build an object for every entry in it
+            raise ValueError(f"its zip directory claims {cd:,} bytes (a checkpoint's is "
+                             f"a few KB)")
         zf = zipfile.ZipFile(path)
     except (Exception, MemoryError) as e:  # the zip layer's many failures are all the file's
         what = "it is not an .npz archive" if isinstance(e, zipfile.BadZipFile) else _line(e)
@@ -123,6 +131,24 @@ def load(path):
             return ck
         except ValueError as e:
             raise CharrnnError(f"checkpoint {path} is damaged: {_line(e)}")
+
+
+def _directory_size(f):
+    """The size of the zip's central directory, as its end record says (0 if none is
+    found: zipfile then says what is wrong)."""
+    f.seek(0, 2)
+    f.seek(max(0, f.tell() - 22 - 0xFFFF))  # the end record, after a comment of up to 64 KB
+    tail = f.read(22 + 0xFFFF)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return 0
+    size = int.from_bytes(tail[at + 12:at + 16], "little")
+    if size == 0xFFFFFFFF and tail[at - 20:at - 16] == b"PK\x06\x07":  # zip64's own record
+        f.seek(int.from_bytes(tail[at - 12:at - 4], "little"))
+        rec = f.read(56)
+        if rec[:4] == b"PK\x06\x06" and len(rec) == 56:
+            size = int.from_bytes(rec[40:48], "little")
+    return size
 
 
 def _line(e):

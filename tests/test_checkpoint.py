@@ -528,6 +528,25 @@ def test_a_member_longer_than_its_header_is_refused(ckpt, tmp_path):
     assert_refused(tmp_path / "b.npz", "param/out.b is longer than its header says")
 
 
+def test_a_zip_directory_of_countless_members_is_refused_before_it_is_read(tmp_path):
+    """100,000 empty members: zipfile made an object for each (tens of MB) before any check."""
+    import tracemalloc
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as zf:
+        for i in range(100_000):
+            zf.writestr(f"{i}.npy", b"")
+    tracemalloc.start()
+    try:
+        assert_refused(tmp_path / "many.npz", "its zip directory claims")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+
+
+def test_a_device_as_checkpoint_is_refused(tmp_path):
+    assert_refused("/dev/zero", "not a regular file")
+
+
 def test_fortran_ordered_and_compressed_members_load(ckpt, tmp_path):
     """Any writer's valid .npz loads: deflated members (np.savez_compressed), and
     column-major arrays, read back with the same values."""

@@ -97,9 +97,63 @@ def test_signal_saves_and_exits_nonzero(tmp_path, corpus, sig, code):
     assert ck.meta["step"] > 0
 
 
-def mutations(blob, meta, arrays, rng):
-    """Yields damaged variants of a checkpoint: raw byte damage and structured damage."""
+def npy(a):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=True)
+    return buf.getvalue()
+
+
+def write_members(path, members):
+    """An .npz of members {name: .npy bytes}, stored as np.savez stores them."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name + ".npy", data)
+
+
+BAD_VALUES = [None, -1, 0, 10 ** 12, 2 ** 70, 1.5, 1e308, float("nan"), "x", [], {}, True,
+              "lstm", [1, 2]]
+
+
+def structured(meta, arrays, rng):
+    """Damage inside a valid zip: (meta as JSON text, {name: .npy bytes})."""
+    m = json.loads(json.dumps(meta))
+    members = {k: npy(a) for k, a in arrays.items()}
     kind = rng.integers(6)
+    if kind == 0:  # a value of the wrong type or range, anywhere, train settings included
+        where = [(m, k) for k in m] + [(m[d], k) for d in ("config", "train") for k in m[d]]
+        obj, key = where[rng.integers(len(where))]
+        obj[key] = BAD_VALUES[rng.integers(len(BAD_VALUES))]
+    elif kind == 1:  # nesting, from plausible to far past the JSON parser's limit
+        depth = int(rng.choice([2, 50, 900, 5000, 100_000]))
+        text = json.dumps(m)[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+        return text, members
+    elif kind == 2:  # an array of another shape, or of another dtype
+        name = list(arrays)[rng.integers(len(arrays))]
+        shape = tuple(int(d) for d in rng.integers(0, 9, rng.integers(0, 4)))
+        dtype = [np.float32, np.float64, np.int32, np.uint8, np.float16][rng.integers(5)]
+        members[name] = npy(np.ones(shape, dtype))
+    elif kind == 3:  # a header that claims more (or less) than the data holds
+        name = list(arrays)[rng.integers(len(arrays))]
+        a = arrays[name]
+        data = npy(a)
+        members[name] = data[:len(data) - a.nbytes] + (
+            rng.bytes(int(rng.integers(0, a.nbytes))) if rng.integers(2)
+            else a.tobytes() + rng.bytes(int(rng.integers(1, 64))))
+    elif kind == 4:  # sizes: a header claiming a huge array, or a config claiming a huge model
+        if rng.integers(2):
+            name = list(arrays)[rng.integers(len(arrays))]
+            members[name] = npy_header(np.float32, (int(rng.integers(1 << 30, 1 << 40)),)) + bytes(8)
+        else:
+            m["config"].update(hidden=1 << 16, layers=64)
+    else:  # an object array, which must never be unpickled, or a member nobody defined
+        name = ["param/out.W", "opt/m", "x"][rng.integers(3)]
+        members[name] = npy(np.array([{"evil": 1}], dtype=object))
+    return json.dumps(m), members
+
+
+def mutations(blob, meta, arrays, rng):
+    """A damaged variant of a checkpoint: raw byte damage (bytes) or structured damage."""
+    kind = rng.integers(5)
     b = bytearray(blob)
     if kind == 0:  # flip bytes
         for i in rng.integers(0, len(b), rng.integers(1, 9)):
@@ -110,35 +164,15 @@ def mutations(blob, meta, arrays, rng):
     if kind == 2:  # insert junk
         i = rng.integers(0, len(b))
         return bytes(b[:i] + rng.bytes(int(rng.integers(1, 64))) + b[i:])
-    # structured: valid zip, wrong contents
-    m = json.loads(json.dumps(meta))
-    a = dict(arrays)
-    if kind == 3:
-        keys = list(m) + [f"config.{k}" for k in m["config"]]
-        key = keys[rng.integers(len(keys))]
-        value = [None, -1, 0, 10 ** 12, 1.5, "x", [], {}, True, "lstm", [1, 2]][rng.integers(11)]
-        if key.startswith("config."):
-            m["config"][key[7:]] = value
-        else:
-            m[key] = value
-    elif kind == 4:
-        names = list(a)
-        name = names[rng.integers(len(names))]
-        choice = rng.integers(4)
-        if choice == 0:
-            del a[name]
-        elif choice == 1:
-            a[name] = a[name].reshape(-1)[:-1] if a[name].size > 1 else np.zeros(3, np.float32)
-        elif choice == 2:
-            a[name] = a[name].astype(np.int32)
-        else:
-            a[name] = np.full(a[name].shape, np.nan, np.float32)
-    else:
-        return None  # an object array, which must never be unpickled
-    return m, a
+    return structured(meta, arrays, rng)
 
 
 def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint):
+    """1,000 damaged files: each is refused in one line, or loads into a model that
+    samples and a run that resumes and trains a step; no load holds more than 16 MB
+    (the good checkpoint is a few KB), whatever its headers or config claim."""
+    import tracemalloc
+    from charrnn.sample import Sampler
     blob = open(good_checkpoint, "rb").read()
     with np.load(good_checkpoint) as z:
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
@@ -146,28 +180,38 @@ def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint)
     rng = np.random.default_rng(1234)
     path = str(tmp_path / "fuzz.npz")
     outcomes = {"refused": 0, "loaded": 0}
-    for case in range(1000):
-        m = mutations(blob, meta, arrays, rng)
-        if isinstance(m, bytes):
-            with open(path, "wb") as f:
-                f.write(m)
-        elif m is None:
-            np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                     **{"param/out.W": np.array([{"evil": 1}], dtype=object)})
-        else:
-            mm, aa = m
-            np.savez(path, __meta__=np.frombuffer(json.dumps(mm).encode(), np.uint8), **aa)
-        try:
-            ck = checkpoint.load(path)
-        except CharrnnError as e:
-            assert "\n" not in str(e)
-            outcomes["refused"] += 1
-            continue
-        # what loads must be usable: every parameter present, finite, the right shape
-        from charrnn.sample import Sampler
-        text = Sampler(ck.config, ck.params, ck.vocab).text(ck.vocab[0], 5, seed=0)
-        assert len(text) == 5
-        outcomes["loaded"] += 1
+    tracemalloc.start()
+    try:
+        for case in range(1000):
+            m = mutations(blob, meta, arrays, rng)
+            if isinstance(m, bytes):
+                with open(path, "wb") as f:
+                    f.write(m)
+            else:
+                text, members = m
+                write_members(path, dict(members, __meta__=npy(np.frombuffer(text.encode(),
+                                                                             np.uint8))))
+            tracemalloc.reset_peak()
+            try:
+                ck = checkpoint.load(path)
+            except CharrnnError as e:
+                assert "\n" not in str(e)
+                outcomes["refused"] += 1
+                continue
+            finally:
+                assert tracemalloc.get_traced_memory()[1] < 16 << 20, case
+            # what loads must be usable: it samples, and a run resumes from it
+            text = Sampler(ck.config, ck.params, ck.vocab).text(ck.vocab[0], 5, seed=0)
+            assert len(text) == 5
+            try:
+                r = Run(synth.generate(2000), path, ck.config,
+                        TrainConfig.from_dict(ck.meta["train"]), resume=ck)
+                assert np.isfinite(r.train_step())
+            except CharrnnError as e:  # a setting that does not fit this text, said in a line
+                assert "\n" not in str(e)
+            outcomes["loaded"] += 1
+    finally:
+        tracemalloc.stop()
     assert outcomes["refused"] >= 800, outcomes
 
 
