@@ -131,10 +131,11 @@ def _field(f, v, where):
     below = f.lo is not None and (v <= f.lo if f.lo_open else v < f.lo)
     above = f.hi is not None and (v >= f.hi if f.hi_open else v > f.hi)
     if below or above:
-        lo = "" if f.lo is None else f"{'(' if f.lo_open else '['}{f.lo}"
-        hi = "" if f.hi is None else f"{f.hi}{')' if f.hi_open else ']'}"
-        raise ValueError(f"its metadata field {name} = {shown} is out of range "
-                         f"{lo or '(-inf'}, {hi or 'inf)'}")
+        if f.hi is None or f.hi == BIG:
+            bound = f"above {f.lo}" if f.lo_open else f"at least {f.lo}"
+        else:
+            bound = f"{'(' if f.lo_open else '['}{f.lo}, {f.hi}{')' if f.hi_open else ']'}"
+        raise ValueError(f"its metadata field {name} = {shown} is out of range ({bound})")
     if f.check is not None:
         try:
             f.check(v)
