@@ -16,10 +16,11 @@ one, never a torn one. The lock on the files a run writes is in outputs.py.
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
-from charrnn import CharrnnError, history
+from charrnn import CharrnnError, schema
 from charrnn.model import ModelConfig, param_shapes
 
 FORMAT = "charrnn-checkpoint"
@@ -58,104 +59,164 @@ def save(path, params, meta, extra=None):
         pass
 
 
-# what a sane configuration looks like: checked before any shape is computed from
-# it, so a damaged file cannot make the loader allocate or loop without bound
-LIMITS = {"hidden": (1, 1 << 16), "layers": (1, 64), "embed": (0, 1 << 16),
-          "vocab_size": (2, 0x110000)}
-
-
-def _config(meta):
-    c = meta.get("config")
-    if not isinstance(c, dict) or set(c) != set(ModelConfig.__dataclass_fields__):
-        raise ValueError("its model configuration is missing or incomplete")
-    if c["kind"] not in ("rnn", "lstm", "gru"):
-        raise ValueError(f"unknown model kind {c['kind']!r}")
-    for k, (lo, hi) in LIMITS.items():
-        if type(c[k]) is not int or not lo <= c[k] <= hi:
-            raise ValueError(f"config {k} = {c[k]!r} is out of range")
-    if type(c["dropout"]) not in (int, float) or not 0 <= c["dropout"] < 1:
-        raise ValueError(f"config dropout = {c['dropout']!r} is out of range")
-    return ModelConfig(**c)
-
-
-def _vocab(meta, V):
-    v = meta.get("vocab")
-    if not isinstance(v, list) or len(v) != V or \
-            not all(isinstance(ch, str) and len(ch) == 1 for ch in v) or v != sorted(set(v)):
-        raise ValueError("its vocabulary is not a sorted list of distinct characters of the model's size")
-    return v
+# the most __meta__ may hold: a vocabulary of every code point is about 20 MB of JSON
+META_MAX = 64 << 20
+READ_CHUNK = 1 << 20  # bytes read at a time from a member
+DIRECTORY_MAX = 1 << 20  # bytes of zip directory: a 64-layer GRU's 263 members need 30 KB
 
 
 class Checkpoint:
-    """A loaded checkpoint: .meta (dict), .config (ModelConfig), .vocab, .params, .arrays."""
+    """A loaded checkpoint: .meta (dict, checked by schema.meta, defaults filled in),
+    .config (ModelConfig), .vocab, .params, .arrays."""
 
     def __init__(self, meta, arrays):
-        self.meta, self.arrays = meta, arrays
-        self.config = _config(meta)
-        self.vocab = _vocab(meta, self.config.vocab_size)
-        self.params = {}
-        for name, shape in param_shapes(self.config):
-            a = arrays.get(f"param/{name}")
+        """arrays: {name: array}, or read(name, (shape, dtypes)) giving the array or None,
+        which load() uses to read a member only once its expected shape is known."""
+        read = arrays if callable(arrays) else lambda name, spec: arrays.get(name)
+        self.meta = meta = schema.meta(meta)
+        self.config = ModelConfig(**meta["config"])
+        self.vocab = meta["vocab"]
+        self.arrays = {}
+        for name, spec in schema.arrays(self.config, meta).items():
+            a = read(name, spec)
             if a is None:
+                continue
+            shape, dtypes = spec
+            if a.shape != shape or a.dtype not in dtypes:
+                raise ValueError(f"its array {name} is {a.dtype} {a.shape}, expected float32 {shape}")
+            with np.errstate(over="ignore"):  # refused below, in one line, not warned about
+                a = a.astype(np.float32, copy=False)  # one dtype for the kernels
+            if not np.isfinite(a).all():  # float64 beyond float32's range is inf by now
+                raise ValueError(f"its array {name} holds NaN or infinite values "
+                                 f"(or values too large for float32)")
+            self.arrays[name] = a
+        self.params = {}
+        for name, _ in param_shapes(self.config):
+            if f"param/{name}" not in self.arrays:
                 raise ValueError(f"it lacks the array param/{name}")
-            if a.shape != tuple(shape) or a.dtype not in (np.float32, np.float64):
-                raise ValueError(f"its array param/{name} is {a.dtype} {a.shape}, "
-                                 f"expected float32 {tuple(shape)}")
-            if not np.isfinite(a).all():
-                raise ValueError(f"its array param/{name} holds NaN or infinite values")
-            self.params[name] = a.astype(np.float32, copy=False)  # one dtype for the kernels
-        for key, kind in (("step", int), ("train", dict), ("rng", dict),
-                          ("smooth_seq_loss", (int, float))):
-            if key in meta and not isinstance(meta[key], kind) or meta.get("step", 0) < 0:
-                raise ValueError(f"its metadata field {key!r} is damaged")
-        why = history.damaged(meta.get("val_history", []))
-        if why:
-            raise ValueError(f"its metadata field 'val_history' is damaged: {why}")
-        ctx = meta.get("start_context")
-        if ctx is not None and (not isinstance(ctx, str) or len(ctx) > 10_000 or
-                                not set(ctx) <= set(self.vocab)):
-            raise ValueError("its metadata field 'start_context' is not a text in its vocabulary")
-        for name, a in arrays.items():
-            if name.startswith(("opt/", "state/")) and \
-                    (a.dtype not in (np.float32, np.float64) or not np.isfinite(a).all()):
-                raise ValueError(f"its array {name} is not finite float data")
+            self.params[name] = self.arrays[f"param/{name}"]
 
 
 def load(path):
-    """Reads and validates a checkpoint; any problem is a CharrnnError with one line."""
+    """Reads and validates a checkpoint; any problem is a CharrnnError with one line.
+    Reads only the members the format defines, each only after its .npy header has the
+    shape and dtype the metadata implies: memory stays within what the model needs."""
     hint = "is it a charrnn checkpoint (written by 'charrnn train')?"
     if os.path.isdir(path):
         raise CharrnnError(f"checkpoint {path} is a directory")
     if not os.path.exists(path):
         raise CharrnnError(f"checkpoint {path} does not exist")
+    if not os.path.isfile(path):  # zipfile reads a device (/dev/zero) or a pipe to its end
+        raise CharrnnError(f"checkpoint {path} is not a regular file; {hint}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an .npz archive")
-            arrays = {k: z[k] for k in z.files}
-    except (Exception, MemoryError) as e:
-        # a damaged file can fail in the zip layer, the .npy header parser, or with an
-        # absurd shape: whatever it is, it is the file's fault, so one line
-        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
-        if "pickle" in first:  # numpy's advice to allow pickles is not ours to give
-            first = "it is not an .npz archive"
-        raise CharrnnError(f"cannot read checkpoint {path}: {first}; {hint}")
-    raw = arrays.pop("__meta__", None)
-    if raw is None or raw.dtype != np.uint8:
-        raise CharrnnError(f"{path} has no charrnn metadata; {hint}")
+        with open(path, "rb") as f:
+            cd = _directory_size(f)
+        if cd > DIRECTORY_MAX:  # zipfile would build an object for every entry in it
+            raise ValueError(f"its zip directory claims {cd:,} bytes (a checkpoint's is "
+                             f"a few KB)")
+        zf = zipfile.ZipFile(path)
+    except (Exception, MemoryError) as e:  # the zip layer's many failures are all the file's
+        what = "it is not an .npz archive" if isinstance(e, zipfile.BadZipFile) else _line(e)
+        raise CharrnnError(f"cannot read checkpoint {path}: {what}; {hint}")
+    with zf:
+        try:
+            members = _members(zf)
+            if "__meta__" not in members:
+                raise CharrnnError(f"{path} has no charrnn metadata; {hint}")
+            raw = _read(zf, members["__meta__"], None, (np.dtype(np.uint8),))
+            meta = _meta(path, raw, hint)
+            ck = Checkpoint(meta, lambda name, spec: _read(zf, members.pop(name), *spec)
+                            if name in members else None)
+            members.pop("__meta__")
+            if members:  # nothing unread may hide in a file
+                raise ValueError(f"its member {sorted(members)[0]} is not part of the "
+                                 f"{FORMAT} format")
+            return ck
+        except ValueError as e:
+            raise CharrnnError(f"checkpoint {path} is damaged: {_line(e)}")
+
+
+def _directory_size(f):
+    """The size of the zip's central directory, as its end record says (0 if none is
+    found: zipfile then says what is wrong)."""
+    f.seek(0, 2)
+    f.seek(max(0, f.tell() - 22 - 0xFFFF))  # the end record, after a comment of up to 64 KB
+    tail = f.read(22 + 0xFFFF)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return 0
+    size = int.from_bytes(tail[at + 12:at + 16], "little")
+    if size == 0xFFFFFFFF and tail[at - 20:at - 16] == b"PK\x06\x07":  # zip64's own record
+        f.seek(int.from_bytes(tail[at - 12:at - 4], "little"))
+        rec = f.read(56)
+        if rec[:4] == b"PK\x06\x06" and len(rec) == 56:
+            size = int.from_bytes(rec[40:48], "little")
+    return size
+
+
+def _line(e):
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _members(zf):
+    """{array name: ZipInfo} of the archive's .npy members."""
+    out = {}
+    for info in zf.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if name in out:
+            raise ValueError(f"it holds the member {name} twice")
+        out[name] = info
+    return out
+
+
+def _read(zf, info, shape, dtypes):
+    """The array of one .npy member, read only if its header declares dtype in dtypes
+    and the given shape (or, shape None, a 1-D array of at most META_MAX bytes); its
+    data must be exactly that long. Never more than the declared array is held."""
+    name = info.filename[:-4]
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy format version {version}")
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            got, fortran, dtype = header(f)
+            if dtype not in dtypes or (got != shape if shape is not None else
+                                       len(got) != 1 or got[0] > META_MAX):
+                want = "1-D" if shape is None else str(shape)
+                raise ValueError(f"is {dtype} {got}, expected {dtypes[0]} {want}")
+            a = np.empty(got[::-1] if fortran else got, dtype)
+            buf = memoryview(a.reshape(-1).view(np.uint8))
+            done = 0
+            while done < a.nbytes:
+                n = f.readinto(buf[done:done + READ_CHUNK])
+                if not n:
+                    raise ValueError("is shorter than its header says")
+                done += n
+            if f.read(1):
+                raise ValueError("is longer than its header says")
+    except (Exception, MemoryError) as e:  # zip, zlib, .npy header: the file's fault
+        raise ValueError(f"its array {name} {_line(e)}" if isinstance(e, ValueError) and
+                         str(e).startswith(("is ", ".npy")) else
+                         f"its array {name} cannot be read: {_line(e)}")
+    return a.T if fortran else a
+
+
+def _meta(path, raw, hint):
+    """The JSON object of __meta__, with a known format and version."""
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise CharrnnError(f"{path} has damaged metadata (not JSON)")
+    except RecursionError:  # the C parser's depth check; no charrnn file nests past 3
+        raise CharrnnError(f"{path} has damaged metadata (JSON nested too deeply)")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CharrnnError(f"{path} is not a {FORMAT} file; {hint}")
     version = meta.get("version")
     if type(version) is not int or version < 1:
         raise CharrnnError(f"{path} has a damaged format version ({version!r})")
     if version > VERSION:
-        raise CharrnnError(f"{path} has format version {meta.get('version')}, newer than this "
+        raise CharrnnError(f"{path} has format version {version}, newer than this "
                            f"charrnn reads ({VERSION}); upgrade charrnn")
-    try:
-        return Checkpoint(meta, arrays)
-    except ValueError as e:
-        raise CharrnnError(f"checkpoint {path} is damaged: {e}")
+    return meta

@@ -5,10 +5,11 @@ import json
 import math
 import os
 import sys
+import warnings
 
 import click
 
-from charrnn import CharrnnError, __version__, setup
+from charrnn import CharrnnError, __version__, limits, setup
 from charrnn.paths import check_writable
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
@@ -34,6 +35,62 @@ class PipeClosed(Exception):
     click's main turns into exit status 1 even with standalone_mode=False."""
 
 
+class Finite(click.FloatRange):
+    """A FloatRange that refuses nan (which passes every comparison) and inf (which
+    means nothing for any option here)."""
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return v
+
+
+SEED = click.IntRange(0)  # numpy's generators take seeds >= 0
+
+
+def need_stdout():
+    """stdout closed (>&-) is refused before any work: the product would be lost."""
+    if sys.stdout is None:
+        raise CharrnnError("standard output is closed: nowhere to write the result; "
+                           "redirect it to a file (> out.txt) or a pipe")
+
+
+@contextlib.contextmanager
+def writing_stdout():
+    """A write error on stdout (/dev/full, a disk full) is one line; a closed pipe
+    (| head) stays the quiet exit of Group.main."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise CharrnnError(f"cannot write to standard output: {e.strerror or e}")
+
+
+def _std_fds():
+    """Descriptors 0-2 closed at start get /dev/null, so that no file this process opens
+    takes their number and receives what is meant for them (sys.stdout stays None)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _drop_stdout():
+    """After an error, what stdout still buffers is flushed, or, if stdout cannot take
+    it, dropped: Python's own flush at exit would print a traceback and exit 120."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class Group(click.Group):
     """Every error is one line on stderr: usage errors exit 2, runtime errors 1."""
 
@@ -47,6 +104,10 @@ class Group(click.Group):
 
     def main(self, *args, **kwargs):
         setup.configure()  # before any command imports numpy or numba
+        _std_fds()
+        # numpy's overflow warnings (a diverging run, its preview) are not the user's
+        # business: non-finite values are refused in one line where they matter
+        warnings.simplefilter("ignore", RuntimeWarning)
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Exit as e:
@@ -62,6 +123,7 @@ class Group(click.Group):
             sys.exit(130)
         except CharrnnError as e:
             click.echo(f"charrnn: error: {e}", err=True)
+            _drop_stdout()
             sys.exit(1)
         except (BrokenPipeError, PipeClosed):
             # the reader went away (| head): stop quietly; the dup2 keeps Python's
@@ -142,16 +204,16 @@ Examples:
 @click.option("--layers", type=click.IntRange(1), default=2, help="Stacked layers.")
 @click.option("--embed", type=click.IntRange(0), default=0,
               help="Size of a learned input embedding; 0 feeds characters one-hot.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
               help="Dropout rate on each layer's output.")
-@click.option("--weight-drop", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--weight-drop", type=Finite(0, 1, max_open=True), default=0.0,
               help="While training, drop this fraction of the recurrent weights (DropConnect, "
                    "one mask per step, shared by its characters).")
 @click.option("--init", type=click.Choice(["orthogonal", "uniform", "normal"]), default="orthogonal",
               help="Initialisation: orthogonal recurrent weights, the others uniform; uniform: "
               "all weights U(-s, s); normal: all weights N(0, s^2). Biases start at 0 (an "
               "LSTM's forget gate at 1).")
-@click.option("--init-scale", type=click.FloatRange(0), default=0.0,
+@click.option("--init-scale", type=Finite(0), default=0.0,
               help="s of --init: the uniform bound or the normal standard deviation; "
               "0: 1/sqrt(hidden) for uniform, 0.01 for normal.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,
@@ -159,21 +221,21 @@ Examples:
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam",
               help="Update rule (a resumed run keeps its own).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, help="Learning rate.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--lr", type=Finite(0, min_open=True), default=2e-3, help="Learning rate.")
+@click.option("--lr-decay", type=Finite(0, 1, min_open=True), default=None,
               show_default="auto",
               help="Factor applied to the learning rate per epoch (smoothly). By default "
               "0.95, or where a small text gets more than 10 epochs by default, the decay "
               "of 10 epochs of 0.95 spread over them.")
-@click.option("--lr-decay-after", type=click.FloatRange(0), default=0.0,
+@click.option("--lr-decay-after", type=Finite(0), default=0.0,
               help="Epochs at the full learning rate before --lr-decay starts.")
 @click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
 @click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
               help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")
-@click.option("--min-lr", type=click.FloatRange(0), default=0.0, help="Where the cosine schedule ends.")
+@click.option("--min-lr", type=Finite(0), default=0.0, help="Where the cosine schedule ends.")
 @click.option("--patience", type=click.IntRange(0), default=0,
               help="Stop after this many validations without a new best; 0: never.")
-@click.option("--grad-clip", type=click.FloatRange(0), default=5.0,
+@click.option("--grad-clip", type=Finite(0), default=5.0,
               help="Clip the gradient to this (see --clip-mode); 0 disables.")
 @click.option("--clip-mode", type=click.Choice(["norm", "value"]), default="norm",
               help="norm: scale the whole gradient down to a global L2 norm of --grad-clip; "
@@ -183,13 +245,13 @@ Examples:
               "sum over each stream's --seq-length characters (min-char-rnn, char-rnn).")
 @click.option("--max-steps", type=click.IntRange(0), default=0,
               help="Stop at this total step count (resumed steps count); 0: no limit.")
-@click.option("--epochs", type=click.FloatRange(0), default=None, show_default="auto",
+@click.option("--epochs", type=Finite(0), default=None, show_default="auto",
               help="Stop after this many epochs; 0: no limit. By default 10, or on a small "
               "text enough epochs for 1,000 steps (at most 100).")
-@click.option("--time-limit", type=click.FloatRange(0), default=0.0,
+@click.option("--time-limit", type=Finite(0), default=0.0,
               help="Stop after this many seconds of training (this invocation's, counted "
               "after the kernels compile); 0: no limit.")
-@click.option("--val-frac", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+@click.option("--val-frac", type=Finite(0, 1, max_open=True), default=0.1,
               help="Fraction at the end of the text held out for validation.")
 @click.option("--val-chars", type=click.IntRange(0), default=200_000,
               help="Validate on the first this many held-out characters; 0: all.")
@@ -199,7 +261,7 @@ Examples:
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000, help="Steps between checkpoints.")
 @click.option("--sample-every", type=click.IntRange(0), default=0,
               help="Steps between sample previews on stderr; 0: at each validation.")
-@click.option("--seed", type=int, default=None, help="Random seed; a run is repeatable with the same one. "
+@click.option("--seed", type=SEED, default=None, help="Random seed; a run is repeatable with the same one. "
               "[default: random, printed]")
 @click.option("--encoding", default="utf-8", help="Encoding of the input files.")
 @click.option("--resume", type=click.Path(), default=None, help="Continue the run saved in this checkpoint.")
@@ -347,14 +409,14 @@ Examples:
 @click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
 @click.option("-n", "--length", type=click.IntRange(0), default=500,
               help="Characters to generate per sample (at most, with --stop-at).")
-@click.option("-t", "--temperature", type=click.FloatRange(0, min_open=True), default=1.0,
+@click.option("-t", "--temperature", type=Finite(0, min_open=True), default=1.0,
               help="Below 1: safer, more repetitive; above 1: more surprising.")
 @click.option("--argmax", is_flag=True, help="Always take the most likely character (deterministic).")
 @click.option("--top-k", type=click.IntRange(0), default=0, help="Sample only from the K most likely; 0: all.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+@click.option("--top-p", type=Finite(0, 1, min_open=True), default=1.0,
               help="Nucleus sampling: only from the fewest most likely characters whose "
               "probability adds up to P (after --top-k); 1: all.")
-@click.option("--beam", type=click.IntRange(0), default=0, metavar="WIDTH",
+@click.option("--beam", type=click.IntRange(0, limits.MAX_BEAM), default=0, metavar="WIDTH",
               help="Beam search: print the most likely continuation a beam of WIDTH finds, "
               "scored with the model's own probabilities. Printed when done (it cannot "
               "stream); deterministic; not with --num-samples, --top-k, --top-p, --argmax "
@@ -364,8 +426,9 @@ Examples:
               "(the prime is not searched), e.g. $'\\n\\n' for a paragraph.")
 @click.option("--prime", default=None, help="Text to condition on; echoed before the continuation.")
 @click.option("--prime-file", type=click.Path(), default=None, help="Read the prime from this file.")
-@click.option("--seed", type=int, default=None, help="Same seed, same text. [default: random]")
-@click.option("--num-samples", type=click.IntRange(1), default=1, help="Independent samples, made as one batch.")
+@click.option("--seed", type=SEED, default=None, help="Same seed, same text. [default: random]")
+@click.option("--num-samples", type=click.IntRange(1, limits.MAX_NUM_SAMPLES), default=1,
+              help="Independent samples, made as one batch.")
 @click.option("--separator", default="\n\n", help="Printed between samples.")
 @click.option("--encoding", default="utf-8", help="Encoding of --prime-file.")
 def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, stop_at, prime,
@@ -386,7 +449,9 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
                                    f"drop {', '.join(clash)}")
     if stop_at == "":
         raise click.UsageError("--stop-at needs at least one character")
+    need_stdout()
     ck = checkpoint.load(checkpoint_path)
+    limits.check_sample(ck.config, length, num_samples, beam)
     if prime_file is not None:
         prime = read_text([prime_file], encoding)
     echo = bool(prime)
@@ -405,8 +470,9 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
     else:
         chunks = sampler.generate(ids, length, num_samples, temperature, top_k, argmax, seed,
                                   top_p=top_p)
-    _write_samples(sys.stdout.buffer, chunks, ck.vocab, num_samples, prime if echo else "",
-                   stop, separator)
+    with writing_stdout():
+        _write_samples(sys.stdout.buffer, chunks, ck.vocab, num_samples, prime if echo else "",
+                       stop, separator)
 
 
 def _write_samples(out, chunks, vocab, num_samples, prime, stop, separator):
@@ -450,6 +516,7 @@ def eval_(checkpoint_path, files, as_json, encoding, unknown):
     from charrnn import checkpoint
     from charrnn.data import read_known
     from charrnn.evaluate import evaluate
+    need_stdout()
     ck = checkpoint.load(checkpoint_path)
     ids, _, skipped = read_known(files, encoding, ck.vocab, "the text", unknown, UNKNOWN_HINT)
     if skipped:
@@ -462,6 +529,12 @@ def eval_(checkpoint_path, files, as_json, encoding, unknown):
     loss, n = evaluate(ck.config, ck.params, ids)
     res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
            "perplexity": math.exp(loss), "skipped": skipped}
+    with writing_stdout():
+        _print_eval(res, as_json)
+
+
+def _print_eval(res, as_json):
+    loss, n = res["loss_nats"], res["chars"]
     if as_json:
         click.echo(json.dumps(res))
     else:
@@ -477,8 +550,9 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(checkpoint_path, as_json):
     """Configuration, size, progress and losses of the model in CKPT."""
-    from charrnn import checkpoint, history
+    from charrnn import checkpoint
     from charrnn.model import num_params
+    need_stdout()
     ck = checkpoint.load(checkpoint_path)
     m, c = ck.meta, ck.config
     res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
@@ -486,6 +560,13 @@ def info(checkpoint_path, as_json):
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
            "train": m.get("train"), "format_version": m.get("version"),
            "val_history": m.get("val_history", []), "vocab": ck.vocab}
+    with writing_stdout():
+        _print_info(res, ck, as_json)
+
+
+def _print_info(res, ck, as_json):
+    from charrnn import history
+    c = ck.config
     if as_json:
         click.echo(json.dumps(res))
         return
@@ -566,14 +647,14 @@ Examples:
 @click.option("--top", type=click.IntRange(1), default=3, help="Cells listed per hypothesis.")
 @click.option("--max-chars", type=click.IntRange(0), default=0,
               help="Use only the first N characters of TEXT; 0: all.")
-@click.option("--shifts", type=click.IntRange(0), default=100,
+@click.option("--shifts", type=click.IntRange(0, limits.MAX_SHIFTS), default=100,
               help="Random circular shifts for the null; 0 turns the null off.")
 @click.option("--untrained/--no-untrained", default=True,
               help="Compare with the same architecture untrained.")
 @click.option("--saturation", is_flag=True, help="Add the gate-saturation analysis.")
 @click.option("--discover", is_flag=True, help="Add cells ranked by persistence and "
               "bimodality, without a hypothesis.")
-@click.option("--seed", type=int, default=0, help="Seed of the null's shifts and the untrained model.")
+@click.option("--seed", type=SEED, default=0, help="Seed of the null's shifts and the untrained model.")
 @click.option("--encoding", default="utf-8", help="Encoding of TEXT and the hypothesis files.")
 @click.option("--unknown", type=click.Choice(["error", "skip"]), default="error",
               help="A character the model has never seen: an error, or leave it out of TEXT "
@@ -593,6 +674,8 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
     from charrnn import checkpoint
     from charrnn.data import known_text, read_text
     from charrnn.inspect import cli_main
+    if out is None:
+        need_stdout()
     ck = checkpoint.load(checkpoint_path)
     text, skipped = known_text(read_text([text_file], encoding), ck.vocab, unknown, "the text",
                                UNKNOWN_HINT)

@@ -20,52 +20,87 @@ import numpy as np
 from charrnn import CharrnnError
 
 
-BLOCK = 1 << 24  # bytes decoded at a time: the text is never held as one Python str
+BLOCK = 1 << 24  # bytes read and decoded at a time: the text is never held as one Python str
+# encodings in which every ASCII byte is its own character, so pure-ASCII blocks
+# need no decoding and a NUL byte is a NUL character
+ASCII_COMPATIBLE = {"utf-8", "iso8859-1", "ascii", "cp1252"}
+# codecs that decode bytes into str but read escapes or labels, not a text file
+NOT_FILE_ENCODINGS = {"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode"}
 
 
-def read_bytes(path, encoding):
-    """The bytes of a file ('-' is standard input), refused if it looks binary."""
+def text_codec(encoding):
+    """The codec name of encoding, refused unless it decodes bytes to text
+    (hex, base64, rot13, zlib are bytes-to-bytes or str-to-str transforms)."""
     try:
-        if path == "-":
-            raw = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                raw = f.read()
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise CharrnnError(f"unknown encoding {encoding!r}; try utf-8 or latin-1")
+    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_FILE_ENCODINGS:
+        raise CharrnnError(f"--encoding {encoding} is not an encoding of text files; "
+                           f"try utf-8 or latin-1")
+    return info.name
+
+
+def _raw_blocks(path):
+    """The bytes of a file ('-' is standard input), BLOCK at a time."""
+    try:
+        f = sys.stdin.buffer if path == "-" else open(path, "rb")
     except IsADirectoryError:
         raise CharrnnError(f"{path} is a directory; give text files (or - for standard input)")
     except OSError as e:
         raise CharrnnError(f"cannot read {path}: {e.strerror}")
-    nul = raw.find(b"\0") if _ascii_compatible(encoding) else -1
-    if nul >= 0:  # valid UTF-8, but no text has NULs: a binary file given by mistake
-        raise CharrnnError(f"{path} looks binary (NUL byte at offset {nul}); charrnn trains "
-                           f"on text files")
-    return raw
-
-
-def _ascii_compatible(encoding):
-    return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "latin1", "ascii",
-                                                                  "iso88591", "cp1252")
-
-
-def code_point_blocks(path, raw, encoding):
-    """Yields the code points of raw as uint8/uint32 arrays of up to BLOCK characters.
-    Pure ASCII in an ASCII-compatible encoding is its own code points (no decoding)."""
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    if _ascii_compatible(encoding) and (len(buf) == 0 or buf.max() < 128):
-        for o in range(0, len(buf), BLOCK):
-            yield buf[o:o + BLOCK]
-        return
     try:
-        dec = codecs.getincrementaldecoder(encoding)()
-    except LookupError:
-        raise CharrnnError(f"unknown encoding {encoding!r}; try utf-8 or latin-1")
-    for o in range(0, max(len(raw), 1), BLOCK):
+        while True:
+            try:
+                raw = f.read(BLOCK)
+            except OSError as e:
+                raise CharrnnError(f"cannot read {path}: {e.strerror}")
+            if not raw:
+                return
+            yield raw
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def decoded_blocks(path, encoding, raws=None):
+    """Yields (raw, piece) for each block of the file (or of the blocks raws, read
+    before): piece is the block's text, or the raw bytes themselves when they are pure
+    ASCII in an ASCII-compatible encoding. Binary input is refused at the first block
+    that shows it, at its first NUL or undecodable byte, before any more is read."""
+    name = text_codec(encoding)
+    dec = codecs.getincrementaldecoder(name)()
+    offset = chars = 0
+    for raw in raws if raws is not None else _raw_blocks(path):
         pending = len(dec.getstate()[0])  # bytes of a character split by the last block
+        if name in ASCII_COMPATIBLE:
+            nul = raw.find(b"\0")
+            if nul >= 0:  # valid UTF-8, but no text has NULs: a binary file given by mistake
+                _raise_binary(path, f"NUL byte at offset {offset + nul}")
+            if not pending and raw.isascii():
+                yield raw, raw
+                offset += len(raw)
+                chars += len(raw)
+                continue
         try:
-            text = dec.decode(raw[o:o + BLOCK], final=o + BLOCK >= len(raw))
+            piece = dec.decode(raw)
         except UnicodeDecodeError as e:
-            _raise_undecodable(path, encoding, o - pending + e.start)
-        yield code_points(text)
+            _raise_undecodable(path, encoding, offset - pending + e.start)
+        if "\0" in piece:
+            _raise_binary(path, f"NUL character at character {chars + piece.index(chr(0))}")
+        yield raw, piece
+        offset += len(raw)
+        chars += len(piece)
+    try:
+        tail = dec.decode(b"", final=True)
+    except UnicodeDecodeError as e:
+        _raise_undecodable(path, encoding, offset - len(dec.getstate()[0]) + e.start)
+    if tail:
+        yield b"", tail
+
+
+def _raise_binary(path, where):
+    raise CharrnnError(f"{path} looks binary ({where}); charrnn reads text files")
 
 
 def _raise_undecodable(path, encoding, at):
@@ -73,28 +108,25 @@ def _raise_undecodable(path, encoding, at):
                        f"pass --encoding (e.g. --encoding latin-1)")
 
 
+def _code_points(piece):
+    return np.frombuffer(piece, dtype=np.uint8) if isinstance(piece, bytes) else code_points(piece)
+
+
 def read_text(paths, encoding="utf-8"):
     """The concatenated text of the files in paths ('-' is standard input), for
     small inputs such as a prime; corpora go through read_corpus."""
-    parts = []
-    for path in paths:
-        raw = read_bytes(path, encoding)
-        try:
-            parts.append(raw.decode(encoding))
-        except UnicodeDecodeError as e:
-            _raise_undecodable(path, encoding, e.start)
-        except LookupError:
-            raise CharrnnError(f"unknown encoding {encoding!r}; try utf-8 or latin-1")
-    return "".join(parts)
+    return "".join(p.decode("ascii") if isinstance(p, bytes) else p
+                   for path in paths for _, p in decoded_blocks(path, encoding))
 
 
 def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text",
                 unknown="error", hint=""):
     """(ids, vocab) of the concatenated files, in two passes over their bytes: one
-    for the character count and, if vocab is None, the vocabulary; one to fill the
-    compact id array. Peak memory is the files' bytes plus the ids, plus a block.
-    A character outside a given vocab is an error naming it (and then hint), or, with
-    unknown="extend", added to the vocab in sorted place."""
+    while reading, for the character count and, if vocab is None, the vocabulary;
+    one over the kept bytes to fill the compact id array. Peak memory is the files'
+    bytes plus the ids, plus a block. A character outside a given vocab is an error
+    naming it (and then hint), or, with unknown="extend", added to the vocab in sorted
+    place."""
     ids, vocab, _ = read_known(paths, encoding, vocab, what, unknown, hint)
     return ids, vocab
 
@@ -102,11 +134,14 @@ def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text",
 def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""):
     """read_corpus, and with unknown="skip" the characters outside vocab left out:
     returns (ids, vocab, how many were left out)."""
-    raws = [(path, read_bytes(path, encoding)) for path in paths]
+    raws = []
     seen = np.zeros(0x110000, dtype=bool)
     total = 0
-    for path, raw in raws:
-        for cps in code_point_blocks(path, raw, encoding):
+    for path in paths:
+        raws.append((path, []))
+        for raw, piece in decoded_blocks(path, encoding):
+            raws[-1][1].append(raw)
+            cps = _code_points(piece)
             total += len(cps)
             seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
     known = None
@@ -124,8 +159,9 @@ def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""
     table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
     ids = np.empty(total, dtype=table.dtype)
     o = 0
-    for path, raw in raws:
-        for cps in code_point_blocks(path, raw, encoding):
+    for path, blocks in raws:
+        for _, piece in decoded_blocks(path, encoding, blocks):
+            cps = _code_points(piece)
             if known is not None:
                 cps = cps[known[cps]]
             ids[o:o + len(cps)] = table[cps]

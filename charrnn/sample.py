@@ -39,6 +39,7 @@ KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
 # so that waking the other threads is paid once for many characters
 FLUSH_S = 0.01
 MAX_CHUNK = 1 << 14
+MAX_CHUNK_CELLS = 1 << 20  # K * N of a chunk, so that many samples do not make it huge
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
@@ -350,8 +351,8 @@ class Sampler:
             threads.parallel(sample_chunk, (out, tok, state, spare, coins, self.Wy, self.by,
                                             float(temperature), int(top_k), float(top_p),
                                             bool(greedy)), self.parts)
-            if time.perf_counter() - start < flush_s:
-                chunk = min(2 * chunk, MAX_CHUNK)
+            if time.perf_counter() - start < flush_s:  # (K, N) ids and coins stay 16 MB at most
+                chunk = min(2 * chunk, MAX_CHUNK, max(chunk, MAX_CHUNK_CELLS // num_samples))
             made += K
             yield out
 

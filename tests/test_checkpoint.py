@@ -126,7 +126,7 @@ def test_save_load_round_trip(tmp_path, kind, embed):
     extra = {"opt/m": rng.normal(size=flat.shape).astype(np.float32),
              "state/train": rng.normal(size=(2, STATES[kind], 4, 3)).astype(np.float32)}
     meta = {"config": cfg.to_dict(), "vocab": list("\n az\xe9\u2603"), "step": 7, "val_loss": None,
-            "train": {"lr": 0.002}, "nested": {"x": [1, 2.5, "ü"]}}
+            "train": {"lr": 0.002, "batch_size": 4}, "nested": {"x": [1, 2.5, "ü"]}}
     path = tmp_path / "rt.npz"
     checkpoint.save(str(path), params, meta, extra)
     ck = checkpoint.load(str(path))
@@ -451,6 +451,126 @@ def test_object_array_meta_is_refused(ckpt, tmp_path):
     meta[0] = meta_of(arrays)
     np.savez(tmp_path / "evil.npz", **dict(arrays, __meta__=meta))
     assert_refused(tmp_path / "evil.npz")
+
+
+BAD_META = [  # (field, value, what the one line says)
+    ("epoch", "3", "epoch = '3' is not a finite number"),
+    ("train_loss", [1.5], "train_loss"),
+    ("train_loss", float("nan"), "train_loss = nan is not a finite number"),
+    ("val_loss", "x", "val_loss"),
+    ("best_val_loss", {}, "best_val_loss"),
+    ("step", -1, "step = -1 is out of range"),
+    ("step", 2.5, "step = 2.5 is not an integer"),
+    ("step", True, "step = True is not an integer"),
+    ("rng", 5, "rng = 5 is not an object"),
+    ("rng", {"bit_generator": "PCG64"}, "rng is not a PCG64 generator state"),
+    ("rng", {"bit_generator": "PCG64", "state": {"state": -1, "inc": 1},
+             "has_uint32": 0, "uinteger": 0}, "rng is not a PCG64"),
+    ("train", [], "train is not an object"),
+    ("train.batch_size", 0, "train.batch_size = 0 is out of range"),
+    ("train.seq_length", -5, "train.seq_length = -5 is out of range"),
+    ("train.optimizer", "adamw", "train.optimizer = 'adamw' is not one of adam"),
+    ("train.lr", 0, "train.lr = 0 is out of range"),
+    ("train.lr", float("inf"), "train.lr = inf is not a finite number"),
+    ("train.lr", "0.1", "train.lr"),
+    ("train.seed", -1, "train.seed = -1"),
+    ("elapsed_s", -3.0, "elapsed_s = -3.0 is out of range"),
+    ("validations_since_best", "2", "validations_since_best"),
+    ("train_chars", 1.5, "train_chars"),
+    ("config.dropout", float("nan"), "config.dropout"),
+    ("config.hidden", True, "config.hidden"),
+    ("vocab", "surrogates", "surrogate code points"),
+]
+
+
+@pytest.mark.parametrize("field,value,says", BAD_META, ids=[f"{f}={v!r}"[:40] for f, v, _ in BAD_META])
+def test_every_metadata_field_is_checked_at_load(ckpt, tmp_path, field, value, says):
+    arrays = members(ckpt)
+    meta = meta_of(arrays)
+    if value == "surrogates":  # as many lone surrogates as the model has characters
+        value = [chr(0xD800 + i) for i in range(len(meta["vocab"]))]
+    *outer, key = field.split(".")
+    (meta[outer[0]] if outer else meta)[key] = value
+    write_npz(tmp_path / "b.npz", with_meta(arrays, meta))
+    assert_refused(tmp_path / "b.npz", re.escape(says))
+
+
+def test_metadata_nested_past_the_parser_is_one_line(ckpt, tmp_path):
+    arrays = members(ckpt)
+    text = json.dumps(meta_of(arrays))[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    arrays["__meta__"] = np.frombuffer(text.encode(), np.uint8)
+    write_npz(tmp_path / "b.npz", arrays)
+    assert_refused(tmp_path / "b.npz", "nested too deeply")
+
+
+def test_missing_optional_fields_get_their_defaults(ckpt, tmp_path):
+    arrays = members(ckpt)
+    meta = {k: v for k, v in meta_of(arrays).items() if k in ("format", "version", "config", "vocab")}
+    del arrays["state/train"]  # its batch size is the default's no more
+    write_npz(tmp_path / "b.npz", with_meta(arrays, meta))
+    ck = checkpoint.load(str(tmp_path / "b.npz"))
+    assert ck.meta["step"] == 0 and ck.meta["train"] == {} and "rng" not in ck.meta
+
+
+def test_float64_weights_beyond_float32_are_refused(ckpt, tmp_path):
+    arrays = members(ckpt)
+    arrays["param/out.W"] = arrays["param/out.W"].astype(np.float64)
+    arrays["param/out.W"][0, 0] = 1e300  # finite in float64, inf in float32
+    write_npz(tmp_path / "b.npz", arrays)
+    assert_refused(tmp_path / "b.npz", "param/out.W holds NaN or infinite values "
+                                       r"\(or values too large for float32\)")
+
+
+@pytest.mark.parametrize("name", ["opt/m", "state/train"])
+def test_optimizer_and_state_arrays_must_have_their_shapes(ckpt, tmp_path, name):
+    arrays = members(ckpt)
+    arrays[name] = arrays[name].reshape(-1)[:-1]
+    write_npz(tmp_path / "b.npz", arrays)
+    assert_refused(tmp_path / "b.npz", f"its array {name} is float32")
+
+
+def test_a_member_the_format_does_not_define_is_refused_unread(ckpt, tmp_path):
+    arrays = dict(members(ckpt), extra=np.zeros(3, np.float32))
+    write_npz(tmp_path / "b.npz", arrays)
+    assert_refused(tmp_path / "b.npz", "its member extra is not part of the charrnn-checkpoint")
+
+
+def test_a_member_longer_than_its_header_is_refused(ckpt, tmp_path):
+    """The .npy header of out.b says V floats; the member holds more bytes after them."""
+    with zipfile.ZipFile(ckpt) as zin, zipfile.ZipFile(tmp_path / "b.npz", "w") as zout:
+        for info in zin.infolist():
+            extra = bytes(64) if info.filename == "param/out.b.npy" else b""
+            zout.writestr(info.filename, zin.read(info) + extra)
+    assert_refused(tmp_path / "b.npz", "param/out.b is longer than its header says")
+
+
+def test_a_zip_directory_of_countless_members_is_refused_before_it_is_read(tmp_path):
+    """100,000 empty members: zipfile made an object for each (tens of MB) before any check."""
+    import tracemalloc
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as zf:
+        for i in range(100_000):
+            zf.writestr(f"{i}.npy", b"")
+    tracemalloc.start()
+    try:
+        assert_refused(tmp_path / "many.npz", "its zip directory claims")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+
+
+def test_a_device_as_checkpoint_is_refused(tmp_path):
+    assert_refused("/dev/zero", "not a regular file")
+
+
+def test_fortran_ordered_and_compressed_members_load(ckpt, tmp_path):
+    """Any writer's valid .npz loads: deflated members (np.savez_compressed), and
+    column-major arrays, read back with the same values."""
+    arrays = members(ckpt)
+    arrays["param/L0.Wh"] = np.asfortranarray(arrays["param/L0.Wh"])
+    np.savez_compressed(tmp_path / "b.npz", **arrays)
+    ck = checkpoint.load(str(tmp_path / "b.npz"))
+    np.testing.assert_array_equal(ck.params["L0.Wh"], arrays["param/L0.Wh"])
 
 
 # -- atomic writes ---------------------------------------------------------------------

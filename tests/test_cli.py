@@ -379,7 +379,14 @@ TRAIN_ERRORS = [
     (["{corpus}", "-o", "dir"], 1, "is a directory"),
     (["{corpus}", "--resume", "{ckpt}", "--preset", "small"], 1, "drop --preset"),
     (["{corpus}", "--preset", "huge"], 2, "--preset"),
-]
+    (["{corpus}", "--seed", "-1"], 2, "'--seed': -1 is not in the range x>=0"),
+    (["{corpus}", "--lr", "nan"], 2, "'--lr': 'nan' is not a finite number"),
+    (["{corpus}", "--dropout", "nan"], 2, "--dropout"),
+    (["{corpus}", "--epochs", "inf"], 2, "--epochs"),
+    (["{corpus}", "--time-limit", "nan"], 2, "--time-limit"),
+    (["/dev/zero"], 1, "/dev/zero looks binary (NUL byte at offset 0)"),
+] + [(["{corpus}", "--encoding", enc], 1, f"--encoding {enc} is not an encoding of text files")
+     for enc in ("hex", "base64", "rot13", "zlib", "unicode_escape", "bz2")]
 
 
 @pytest.mark.parametrize("args,status,contains", TRAIN_ERRORS)
@@ -423,6 +430,26 @@ SAMPLE_ERRORS = [
     (["eval", "{ckpt}", "unseen.txt"], 1, "3 character(s) not in the model's vocabulary"),
     (["info", "notck.npz"], 1, "checkpoint"),
     (["info", "empty.txt"], 1, "checkpoint"),
+    (["sample", "{ckpt}", "--temperature", "nan"], 2, "'nan' is not a finite number"),
+    (["sample", "{ckpt}", "--temperature", "inf"], 2, "'inf' is not a finite number"),
+    (["sample", "{ckpt}", "--top-p", "nan"], 2, "--top-p"),
+    (["sample", "{ckpt}", "--seed", "-1"], 2, "'--seed': -1 is not in the range x>=0"),
+    (["sample", "{ckpt}", "--num-samples", "1000000"], 2, "1000000 is not in the range 1<=x<=10000"),
+    (["sample", "{ckpt}", "--num-samples", "10000", "--length", "100000"], 1,
+     "the limit is 50,000,000"),
+    (["sample", "{ckpt}", "--beam", "1000000"], 2, "1000000 is not in the range 0<=x<=10000"),
+    (["sample", "{ckpt}", "--beam", "10000", "--length", "1000000"], 1,
+     "--beam 10000 over --length 1,000,000 needs 149.0 GiB; the limit is 1 GiB"),
+    (["sample", "{ckpt}", "--prime-file", "one.txt", "--encoding", "hex"], 1,
+     "--encoding hex is not an encoding of text files"),
+    (["sample", "{ckpt}", "--prime-file", "nul.txt"], 1, "NUL byte at offset 2"),
+    (["eval", "{ckpt}", "one.txt", "--encoding", "rot13"], 1, "not an encoding of text files"),
+    (["eval", "{ckpt}", "/dev/urandom"], 1, "/dev/urandom looks binary"),
+    (["inspect-cells", "{ckpt}", "one.txt", "--shifts", "1000000000"], 2,
+     "1000000000 is not in the range 0<=x<=10000"),
+    (["inspect-cells", "{ckpt}", "one.txt", "--seed", "-1"], 2, "--seed"),
+    (["inspect-cells", "{ckpt}", "/dev/zero"], 1, "/dev/zero looks binary"),
+    (["inspect-cells", "{ckpt}", "one.txt", "--encoding", "zlib"], 1, "not an encoding of text"),
 ]
 
 
@@ -594,3 +621,53 @@ def test_the_compile_notice_means_numba_compiled(capsys):
         time.sleep(1.2)
         assert two(2) == 6
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("args", [["sample", "{ckpt}", "-n", "20"], ["info", "{ckpt}"],
+                                  ["eval", "{ckpt}", "{corpus}"],
+                                  ["inspect-cells", "{ckpt}", "{corpus}", "-q", "--shifts", "2"]],
+                         ids=lambda a: a[0])
+@pytest.mark.parametrize("stdout", ["/dev/full", "closed"])
+def test_stdout_full_or_closed_is_one_line(ckpt, corpus, args, stdout):
+    """A product with nowhere to go is an error, in one line, exit 1 (| head, where the
+    reader leaves, stays quiet: test_sample_into_head_is_quiet)."""
+    args = [a.format(ckpt=ckpt, corpus=corpus) for a in args]
+    kw = {"preexec_fn": lambda: os.close(1)} if stdout == "closed" else \
+        {"stdout": open(stdout, "w")}
+    p = subprocess.run([sys.executable, "-m", "charrnn", *args], stderr=subprocess.PIPE,
+                       text=True, **kw)
+    err = p.stderr.replace(COMPILE_NOTICE + "\n", "")
+    assert p.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith("charrnn: error: standard output is closed" if stdout == "closed" else
+                          "charrnn: error: cannot write to standard output: No space left"), err
+
+
+def test_a_diverging_run_stops_with_one_line_and_no_warnings(corpus, tmp_path):
+    """Huge steps overflow the weights: numpy's RuntimeWarnings (from the preview's
+    products) used to come before the one error line."""
+    p = run("train", corpus, "-o", tmp_path / "m.npz", "--hidden", "16", "--layers", "1",
+            "--batch-size", "4", "--seq-length", "16", "--max-steps", "20", "--embed", "8",
+            "--optimizer", "sgd", "--lr", "1e30", "--grad-clip", "0", "--eval-every", "1",
+            "--seed", "1", text=True)
+    assert p.returncode == 1, p.stderr
+    assert "Warning" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.splitlines()[-1].startswith("charrnn: error: the loss became")
+
+
+BAD_TRAIN = [("batch_size", 0), ("seq_length", -5), ("optimizer", "adamw"), ("lr", -1.0),
+             ("lr", "0.1"), ("seed", -1)]
+
+
+@pytest.mark.parametrize("field,value", BAD_TRAIN)
+def test_resume_from_damaged_train_settings_is_one_line(ckpt, corpus, tmp_path, field, value):
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["__meta__"].tobytes())
+    meta["train"][field] = value
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    before = bad.read_bytes()
+    code, out, err = charrnn("train", corpus, "--resume", bad, "--max-steps", "30")
+    assert_one_line_error(code, out, err, status=(1,), contains=f"train.{field} = {value!r}")
+    assert bad.read_bytes() == before

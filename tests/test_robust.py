@@ -1,11 +1,13 @@
 """Nothing lost, nothing crashes: kill -9 during training, signals, a lost stderr or
 log, damaged checkpoints (a fuzz loop), and the files a run may write."""
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -94,9 +96,63 @@ def test_signal_saves_and_exits_nonzero(tmp_path, corpus, sig, code):
     assert ck.meta["step"] > 0
 
 
-def mutations(blob, meta, arrays, rng):
-    """Yields damaged variants of a checkpoint: raw byte damage and structured damage."""
+def npy(a):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asanyarray(a), allow_pickle=True)
+    return buf.getvalue()
+
+
+def write_members(path, members):
+    """An .npz of members {name: .npy bytes}, stored as np.savez stores them."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name + ".npy", data)
+
+
+BAD_VALUES = [None, -1, 0, 10 ** 12, 2 ** 70, 1.5, 1e308, float("nan"), "x", [], {}, True,
+              "lstm", [1, 2]]
+
+
+def structured(meta, arrays, rng):
+    """Damage inside a valid zip: (meta as JSON text, {name: .npy bytes})."""
+    m = json.loads(json.dumps(meta))
+    members = {k: npy(a) for k, a in arrays.items()}
     kind = rng.integers(6)
+    if kind == 0:  # a value of the wrong type or range, anywhere, train settings included
+        where = [(m, k) for k in m] + [(m[d], k) for d in ("config", "train") for k in m[d]]
+        obj, key = where[rng.integers(len(where))]
+        obj[key] = BAD_VALUES[rng.integers(len(BAD_VALUES))]
+    elif kind == 1:  # nesting, from plausible to far past the JSON parser's limit
+        depth = int(rng.choice([2, 50, 900, 5000, 100_000]))
+        text = json.dumps(m)[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+        return text, members
+    elif kind == 2:  # an array of another shape, or of another dtype
+        name = list(arrays)[rng.integers(len(arrays))]
+        shape = tuple(int(d) for d in rng.integers(0, 9, rng.integers(0, 4)))
+        dtype = [np.float32, np.float64, np.int32, np.uint8, np.float16][rng.integers(5)]
+        members[name] = npy(np.ones(shape, dtype))
+    elif kind == 3:  # a header that claims more (or less) than the data holds
+        name = list(arrays)[rng.integers(len(arrays))]
+        a = arrays[name]
+        data = npy(a)
+        members[name] = data[:len(data) - a.nbytes] + (
+            rng.bytes(int(rng.integers(0, a.nbytes))) if rng.integers(2)
+            else a.tobytes() + rng.bytes(int(rng.integers(1, 64))))
+    elif kind == 4:  # sizes: a header claiming a huge array, or a config claiming a huge model
+        if rng.integers(2):
+            name = list(arrays)[rng.integers(len(arrays))]
+            members[name] = npy_header(np.float32, (int(rng.integers(1 << 30, 1 << 40)),)) + bytes(8)
+        else:
+            m["config"].update(hidden=1 << 16, layers=64)
+    else:  # an object array, which must never be unpickled, or a member nobody defined
+        name = ["param/out.W", "opt/m", "x"][rng.integers(3)]
+        members[name] = npy(np.array([{"evil": 1}], dtype=object))
+    return json.dumps(m), members
+
+
+def mutations(blob, meta, arrays, rng):
+    """A damaged variant of a checkpoint: raw byte damage (bytes) or structured damage."""
+    kind = rng.integers(5)
     b = bytearray(blob)
     if kind == 0:  # flip bytes
         for i in rng.integers(0, len(b), rng.integers(1, 9)):
@@ -107,35 +163,15 @@ def mutations(blob, meta, arrays, rng):
     if kind == 2:  # insert junk
         i = rng.integers(0, len(b))
         return bytes(b[:i] + rng.bytes(int(rng.integers(1, 64))) + b[i:])
-    # structured: valid zip, wrong contents
-    m = json.loads(json.dumps(meta))
-    a = dict(arrays)
-    if kind == 3:
-        keys = list(m) + [f"config.{k}" for k in m["config"]]
-        key = keys[rng.integers(len(keys))]
-        value = [None, -1, 0, 10 ** 12, 1.5, "x", [], {}, True, "lstm", [1, 2]][rng.integers(11)]
-        if key.startswith("config."):
-            m["config"][key[7:]] = value
-        else:
-            m[key] = value
-    elif kind == 4:
-        names = list(a)
-        name = names[rng.integers(len(names))]
-        choice = rng.integers(4)
-        if choice == 0:
-            del a[name]
-        elif choice == 1:
-            a[name] = a[name].reshape(-1)[:-1] if a[name].size > 1 else np.zeros(3, np.float32)
-        elif choice == 2:
-            a[name] = a[name].astype(np.int32)
-        else:
-            a[name] = np.full(a[name].shape, np.nan, np.float32)
-    else:
-        return None  # an object array, which must never be unpickled
-    return m, a
+    return structured(meta, arrays, rng)
 
 
 def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint):
+    """1,000 damaged files: each is refused in one line, or loads into a model that
+    samples and a run that resumes and trains a step; no load holds more than 16 MB
+    (the good checkpoint is a few KB), whatever its headers or config claim."""
+    import tracemalloc
+    from charrnn.sample import Sampler
     blob = open(good_checkpoint, "rb").read()
     with np.load(good_checkpoint) as z:
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
@@ -143,29 +179,129 @@ def test_fuzzed_checkpoints_give_only_the_clean_error(tmp_path, good_checkpoint)
     rng = np.random.default_rng(1234)
     path = str(tmp_path / "fuzz.npz")
     outcomes = {"refused": 0, "loaded": 0}
-    for case in range(1000):
-        m = mutations(blob, meta, arrays, rng)
-        if isinstance(m, bytes):
-            with open(path, "wb") as f:
-                f.write(m)
-        elif m is None:
-            np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                     **{"param/out.W": np.array([{"evil": 1}], dtype=object)})
-        else:
-            mm, aa = m
-            np.savez(path, __meta__=np.frombuffer(json.dumps(mm).encode(), np.uint8), **aa)
-        try:
-            ck = checkpoint.load(path)
-        except CharrnnError as e:
-            assert "\n" not in str(e)
-            outcomes["refused"] += 1
-            continue
-        # what loads must be usable: every parameter present, finite, the right shape
-        from charrnn.sample import Sampler
-        text = Sampler(ck.config, ck.params, ck.vocab).text(ck.vocab[0], 5, seed=0)
-        assert len(text) == 5
-        outcomes["loaded"] += 1
+    tracemalloc.start()
+    try:
+        for case in range(1000):
+            m = mutations(blob, meta, arrays, rng)
+            if isinstance(m, bytes):
+                with open(path, "wb") as f:
+                    f.write(m)
+            else:
+                text, members = m
+                write_members(path, dict(members, __meta__=npy(np.frombuffer(text.encode(),
+                                                                             np.uint8))))
+            tracemalloc.reset_peak()
+            try:
+                ck = checkpoint.load(path)
+            except CharrnnError as e:
+                assert "\n" not in str(e)
+                outcomes["refused"] += 1
+                continue
+            finally:
+                assert tracemalloc.get_traced_memory()[1] < 16 << 20, case
+            # what loads must be usable: it samples, and a run resumes from it
+            text = Sampler(ck.config, ck.params, ck.vocab).text(ck.vocab[0], 5, seed=0)
+            assert len(text) == 5
+            try:
+                r = Run(synth.generate(2000), path, ck.config,
+                        TrainConfig.from_dict(ck.meta["train"]), resume=ck)
+                assert np.isfinite(r.train_step())
+            except CharrnnError as e:  # a setting that does not fit this text, said in a line
+                assert "\n" not in str(e)
+            outcomes["loaded"] += 1
+    finally:
+        tracemalloc.stop()
     assert outcomes["refused"] >= 800, outcomes
+
+
+BOMB = 256 << 20  # bytes of zeros a bomb member inflates to (about 250 KB deflated)
+
+
+def npy_header(dtype, shape):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(
+        np.dtype(dtype)), "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def write_bomb(path, good, name, header):
+    """The good checkpoint's members plus (or with, in place of one) member name: header,
+    then BOMB zero bytes, deflated: a small file that inflates to hundreds of MB."""
+    with zipfile.ZipFile(good) as zin, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+        for info in zin.infolist():
+            if info.filename != name + ".npy":
+                zout.writestr(info.filename, zin.read(info))
+        with zout.open(name + ".npy", "w", force_zip64=True) as f:
+            f.write(header)
+            zeros = bytes(1 << 20)
+            for _ in range(BOMB >> 20):
+                f.write(zeros)
+
+
+def peak_rss_mb(*args):
+    """(exit status, stderr, peak resident memory in MB) of `charrnn ARGS`, a child of its own."""
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    err = p.stderr.read().decode()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, err, usage.ru_maxrss / 1024
+
+
+BOMBS = {  # member: its header (V = 65 would be right for out.W)
+    "junk": npy_header(np.uint8, (BOMB,)),  # a member the format does not define
+    "param/out.W": npy_header(np.float32, (BOMB // 4,)),  # the wrong shape for the model
+    "__meta__": npy_header(np.uint8, (BOMB,)),  # more metadata than any vocabulary needs
+    "opt/m": npy_header(np.float32, (BOMB // 4,)),
+}
+
+
+@pytest.mark.parametrize("member", list(BOMBS))
+def test_a_zip_bomb_is_refused_within_a_small_multiple_of_the_model(tmp_path, good_checkpoint,
+                                                                    member):
+    """Each bomb inflates to 256 MB; charrnn info refuses it, one line, having held no
+    more memory than for loading the good checkpoint (its model is a few KB), plus 32 MB."""
+    bomb = str(tmp_path / "bomb.npz")
+    write_bomb(bomb, good_checkpoint, member, BOMBS[member])
+    assert os.path.getsize(bomb) < 2 << 20
+    code, err, good_mb = peak_rss_mb("info", good_checkpoint)
+    assert code == 0, err
+    code, err, bomb_mb = peak_rss_mb("info", bomb)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("charrnn: error: "), err
+    assert bomb_mb < good_mb + 32, (bomb_mb, good_mb, err)
+
+
+BINARY = [  # every place a text is read; /dev/zero and /dev/urandom never end
+    ["train", "/dev/zero", "-o", "{tmp}/m.npz"],
+    ["train", "/dev/urandom", "-o", "{tmp}/m.npz"],
+    ["train", "-", "-o", "{tmp}/m.npz", "<", "/dev/zero"],
+    ["eval", "{ck}", "/dev/zero"],
+    ["eval", "{ck}", "/dev/urandom"],
+    ["inspect-cells", "{ck}", "/dev/zero"],
+    ["inspect-cells", "{ck}", "/dev/urandom", "--encoding", "utf-16"],
+    ["inspect-cells", "{ck}", "{text}", "--spans", "/dev/zero"],
+    ["inspect-cells", "{ck}", "{text}", "--feature", "/dev/urandom"],
+    ["sample", "{ck}", "--prime-file", "/dev/zero"],
+    ["sample", "{ck}", "--prime-file", "/dev/urandom", "--encoding", "utf-32"],
+]
+
+
+@pytest.mark.parametrize("args", BINARY, ids=[" ".join(a[:3]) for a in BINARY])
+def test_endless_binary_input_is_refused_at_its_first_block(tmp_path, good_checkpoint, corpus, args):
+    """Read whole, these grew without bound; read in blocks, the first block is refused."""
+    args = [a.format(tmp=tmp_path, ck=good_checkpoint, text=corpus) for a in args]
+    stdin = open(args.pop(), "rb") if "<" in args else subprocess.DEVNULL
+    if stdin is not subprocess.DEVNULL:
+        args.pop()
+    p = subprocess.Popen([sys.executable, "-m", "charrnn", *args], stdin=stdin,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("charrnn: error: ") and ("looks binary" in err or "not valid" in err), err
 
 
 def test_second_run_on_the_same_path_is_refused_until_the_first_ends(tmp_path):

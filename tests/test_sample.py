@@ -538,3 +538,15 @@ def test_unprimed_samples_start_from_a_state_the_model_knows(tmp_path):
     zero = own_losses(ck.config, ck.params, ck.vocab, "\n")
     assert zero[:20].mean() - zero[200:400].mean() > 0.07
     assert start_text(None, ck.vocab) == "\n"  # a checkpoint from before: as before
+
+
+def test_many_samples_keep_each_chunk_small():
+    """Chunks double while they are fast, but K x N stays within MAX_CHUNK_CELLS
+    (1,024 samples once grew to 16,384 x 1,024 ids and coins: 268 MB)."""
+    from charrnn.sample import MAX_CHUNK_CELLS
+    cfg, p = make("rnn", layers=1)
+    N = 1024
+    shapes = [out.shape for out in Sampler(cfg, p, VOCAB).generate([1], 6000, num_samples=N,
+                                                                    seed=0, flush_s=1e9)]
+    assert sum(K for K, _ in shapes) == 6000 and all(n == N for _, n in shapes)
+    assert max(K for K, _ in shapes) * N <= MAX_CHUNK_CELLS

@@ -185,9 +185,7 @@ def _read_lines(path, encoding):
 
 def cli_main(ck, text, o, log):
     """The inspect-cells command after parsing: o holds the options by name."""
-    import os
-    import shutil
-    from charrnn.inspect import extras, render
+    from charrnn.inspect import extras
     cfg = ck.config
     if o["out"]:  # found unwritable now, not after minutes of analysis
         check_writable(o["out"], "--out", "--out", "cells.html")
@@ -220,6 +218,21 @@ def cli_main(ck, text, o, log):
         ins.saturation = extras.saturation(ins.rec)
     if o["discover"]:
         ins.discovered = extras.discover(ins)
+    try:
+        _write(ins, o)
+    except BrokenPipeError:
+        raise  # the reader of stdout went away (| head): the CLI's quiet exit
+    except OSError as e:  # a full disk, /dev/full
+        raise CharrnnError(f"cannot write {o['out'] or 'to standard output'}: {e.strerror or e}")
+    if o["out"] and not quiet:
+        log(f"charrnn: wrote {o['out']}")
+
+
+def _write(ins, o):
+    """The report in the format asked for, to --out or stdout."""
+    import os
+    import shutil
+    from charrnn.inspect import extras, render
     out = open(o["out"], "w", encoding="utf-8", newline="") if o["out"] else sys.stdout
     try:
         if o["fmt"] == "json":
@@ -241,5 +254,3 @@ def cli_main(ck, text, o, log):
     finally:
         if out is not sys.stdout:
             out.close()
-    if o["out"] and not quiet:
-        log(f"charrnn: wrote {o['out']}")

@@ -42,6 +42,9 @@ def auc(scores, labels):
     return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+SHIFT_BYTES = 64 << 20  # the rolled copies of a feature held at once
+
+
 def shifts(n, count, rng):
     """count random circular shifts of a series of n steps, at least n/10 from 0."""
     lo = max(1, n // 10)
@@ -55,10 +58,13 @@ def shift_null(Zblocks, f, offsets):
     varying feature gets the large chance correlations it really has."""
     n = len(f)
     zf = zscore(f)
-    Fs = np.stack([np.roll(zf, s) for s in offsets], axis=1)    # (n, S)
     best = np.zeros(len(offsets), np.float32)
-    for Z in Zblocks:
-        np.maximum(best, np.abs(Z.T @ Fs).max(axis=0) / np.float32(n), out=best)
+    step = max(1, SHIFT_BYTES // (4 * n))  # shifts at a time: memory does not grow with S
+    for s0 in range(0, len(offsets), step):
+        Fs = np.stack([np.roll(zf, s) for s in offsets[s0:s0 + step]], axis=1)    # (n, step)
+        part = best[s0:s0 + step]
+        for Z in Zblocks:
+            np.maximum(part, np.abs(Z.T @ Fs).max(axis=0) / np.float32(n), out=part)
     return best
 
 
