@@ -113,7 +113,7 @@ META = [
     Field("best_val_loss", float, 0, nullable=True),
     Field("elapsed_s", float, 0),
     Field("validations_since_best", int, 0, BIG),
-    Field("val_history", list, default=[], check=_history),
+    Field("val_history", list, check=_history),
     Field("start_context", str, check=_context),  # checked against the vocabulary in meta()
     Field("rng", dict, check=_rng),
     Field("saved_at", str),

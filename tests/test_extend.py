@@ -20,7 +20,8 @@ def trained_like(kind, embed, seed=0):
     arrays["opt/m"] = rng.normal(size=flat.size).astype(np.float32)
     arrays["opt/v"] = rng.random(flat.size).astype(np.float32)
     arrays["state/train"] = rng.normal(size=(2, model.STATES[kind], 3, 6)).astype(np.float32)
-    return checkpoint.Checkpoint({"config": cfg.to_dict(), "vocab": VOCAB, "step": 7}, arrays)
+    return checkpoint.Checkpoint({"config": cfg.to_dict(), "vocab": VOCAB, "step": 7,
+                                  "train": {"batch_size": 3}}, arrays)
 
 
 def logits(ck, text):

@@ -93,7 +93,7 @@ def test_a_damaged_history_is_refused_on_load(trained, tmp_path):
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     with open(tmp_path / "bad.npz", "wb") as f:
         np.savez(f, **arrays)
-    with pytest.raises(CharrnnError, match="'val_history' is damaged: its steps are not increasing"):
+    with pytest.raises(CharrnnError, match="val_history is damaged: its steps are not increasing"):
         checkpoint.load(tmp_path / "bad.npz")
 
 
