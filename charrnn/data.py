@@ -43,6 +43,8 @@ def text_codec(encoding):
 
 def _raw_blocks(path):
     """The bytes of a file ('-' is standard input), BLOCK at a time."""
+    if path == "-" and sys.stdin is None:
+        raise CharrnnError("standard input is closed: nothing to read from '-'")
     try:
         f = sys.stdin.buffer if path == "-" else open(path, "rb")
     except IsADirectoryError:

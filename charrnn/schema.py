@@ -72,7 +72,7 @@ TRAIN = [
     Field("seq_length", int, 1, 1 << 24),
     Field("batch_size", int, 1, 1 << 20),
     Field("optimizer", str, choices=("adam", "rmsprop", "adagrad", "sgd")),
-    Field("lr", float, 0, None, lo_open=True),
+    Field("lr", float, 0),  # 0 (refused by the CLI) is a frozen run: harmless to resume
     Field("lr_decay", float, 0, 1, lo_open=True, nullable=True),  # None: chosen by the run
     Field("lr_decay_after", float, 0),
     Field("warmup", int, 0, BIG),

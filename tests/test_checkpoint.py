@@ -470,7 +470,7 @@ BAD_META = [  # (field, value, what the one line says)
     ("train.batch_size", 0, "train.batch_size = 0 is out of range"),
     ("train.seq_length", -5, "train.seq_length = -5 is out of range"),
     ("train.optimizer", "adamw", "train.optimizer = 'adamw' is not one of adam"),
-    ("train.lr", 0, "train.lr = 0 is out of range"),
+    ("train.lr", -0.5, "train.lr = -0.5 is out of range (at least 0)"),
     ("train.lr", float("inf"), "train.lr = inf is not a finite number"),
     ("train.lr", "0.1", "train.lr"),
     ("train.seed", -1, "train.seed = -1"),

@@ -671,3 +671,11 @@ def test_resume_from_damaged_train_settings_is_one_line(ckpt, corpus, tmp_path, 
     code, out, err = charrnn("train", corpus, "--resume", bad, "--max-steps", "30")
     assert_one_line_error(code, out, err, status=(1,), contains=f"train.{field} = {value!r}")
     assert bad.read_bytes() == before
+
+
+def test_reading_a_closed_stdin_is_one_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "charrnn", "train", "-", "-o", tmp_path / "m.npz"],
+                       preexec_fn=lambda: os.close(0), capture_output=False,
+                       stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 1 and p.stderr == "charrnn: error: standard input is closed: " \
+                                             "nothing to read from '-'\n", p.stderr
