@@ -13,7 +13,7 @@ help:  ## list the targets
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,mpi]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
