@@ -32,6 +32,11 @@ def save(path, params, meta, extra=None):
     arrays.update(extra or {})
     meta = dict(meta, format=FORMAT, version=VERSION)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    write_npz(path, arrays)
+
+
+def write_npz(path, arrays):
+    """An uncompressed .npz of arrays at path, written atomically (see the top)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:

@@ -50,14 +50,14 @@ class Group(click.Group):
             click.echo(e.format_message(), err=True)  # bare 'charrnn': the help, not an error
             sys.exit(e.exit_code)
         except click.ClickException as e:
-            click.echo(f"charrnn: error: {e.format_message()} (see '{_help_command(e)}')", err=True)
-            sys.exit(e.exit_code)
+            from charrnn.distributed import fail  # under mpirun: said once, or by its rank
+            fail(f"{e.format_message()} (see '{_help_command(e)}')", e.exit_code, usage=True)
         except click.Abort:
             click.echo("charrnn: aborted", err=True)
             sys.exit(130)
         except CharrnnError as e:
-            click.echo(f"charrnn: error: {e}", err=True)
-            sys.exit(1)
+            from charrnn.distributed import fail
+            fail(str(e), 1)
         except (BrokenPipeError, PipeClosed):
             # the reader went away (| head): stop quietly; the dup2 keeps Python's
             # final flush of stdout from raising again at exit
@@ -161,10 +161,13 @@ Examples:
 @click.option("--force", is_flag=True, help="Start a new run even where -o already holds a checkpoint.")
 @click.pass_context
 def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset, **opts):
-    """Train a model on FILES (text; '-' reads standard input)."""
-    from charrnn import checkpoint, train as tr
-    from charrnn.data import read_corpus
+    """Train a model on FILES (text; '-' reads standard input; or one corpus made by
+    'charrnn prepare'). Under mpirun, each rank trains a block of the streams
+    (README: "More than one machine")."""
+    from charrnn import checkpoint, distributed, prepared, train as tr
     from charrnn.model import ModelConfig, num_params
+    comm = distributed.communicator()  # under mpirun: this rank's; only rank 0 writes or talks
+    quiet = quiet or not comm.is_root
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     if preset and resume:
         raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
@@ -173,16 +176,9 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
         opts.update({k: v for k, v in tr.PRESETS[preset].items() if k not in given})
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
     output = output or resume or "model.npz"
-    tr.check_writable(output)
-    if not resume and not force and os.path.exists(output):
-        raise CharrnnError(f"{output} already holds a checkpoint; continue it with --resume "
-                           f"{output}, choose another -o, or pass --force to start over")
-    if log_file:  # found unwritable now, not after the corpus is read
-        try:
-            open(log_file, "a").close()
-        except OSError as e:
-            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
-    if resume and "seed" in given:
+    if comm.is_root:
+        _check_outputs(output, log_file, resume, force)
+    if resume and "seed" in given and comm.is_root:
         say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
             "random sequence")
     if resume:
@@ -201,13 +197,14 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
     else:
         ck = None
         cfg = ModelConfig(**arch)
-        if opts["seed"] is None:
-            opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
+        if opts["seed"] is None:  # the ranks' largest: one seed for all
+            opts["seed"] = comm.agree(int.from_bytes(os.urandom(4), "little") >> 1)
         tc = tr.TrainConfig.from_dict(opts)
     # taken before the corpus is read, so a second run on the same checkpoint is refused at once
-    with contextlib.nullcontext() if no_lock else checkpoint.Lock(output, tr.best_path(output)):
-        corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None)
-        run = tr.Run(corpus, output, cfg, tc, resume=ck,
+    with contextlib.nullcontext() if no_lock or not comm.is_root else \
+            checkpoint.Lock(output, tr.best_path(output)):
+        corpus = prepared.read(files, encoding, vocab=ck.vocab if ck else None)
+        run = tr.Run(corpus, output, cfg, tc, resume=ck, comm=comm,
                      fit_batches=not ck and not {"batch_size", "seq_length"} & given)
         c, spe = run.cfg, run.batches.steps_per_epoch
         if not quiet:
@@ -216,21 +213,55 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
                 f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
             say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
                 f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
-                + (f"; resuming at step {run.step:,}" if ck else ""))
-        for w in run.warnings:
+                + (f"; resuming at step {run.step:,}" if ck else "")
+                + (f"; {comm.size} ranks" if comm.size > 1 else ""))
+        for w in run.warnings if comm.is_root else ():
             say(f"charrnn: warning: {w}")
-        with compile_notice():
+        with compile_notice() if comm.is_root else contextlib.nullcontext():
             tr.warm_up(run.cfg, tc.optimizer)
         try:
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
         except tr.Interrupted as e:
-            say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
-                f"(continue with --resume {output})")
+            if comm.is_root:
+                say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
+                    f"(continue with --resume {output})")
             sys.exit(130 if e.signum == 2 else 143)
         if not quiet:
             val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
             say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
                 + (f" (best {run.best_val:.4f} in {tr.best_path(output)})" if math.isfinite(run.best_val) else ""))
+
+
+def _check_outputs(output, log_file, resume, force):
+    """Refuses, before any work, outputs that cannot or should not be written."""
+    from charrnn import train as tr
+    tr.check_writable(output)
+    if not resume and not force and os.path.exists(output):
+        raise CharrnnError(f"{output} already holds a checkpoint; continue it with --resume "
+                           f"{output}, choose another -o, or pass --force to start over")
+    if log_file:  # found unwritable now, not after the corpus is read
+        try:
+            open(log_file, "a").close()
+        except OSError as e:
+            raise CharrnnError(f"cannot write the log {log_file}: {e.strerror}")
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn prepare corpora/shakespeare.txt -o shakespeare.ids
+  charrnn prepare books/*.txt --encoding latin-1 -o books.ids
+  charrnn train books.ids --hidden 512 -o books.npz""")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="The prepared corpus to write (read back memory-mapped by 'charrnn train').")
+@click.option("--encoding", default="utf-8", help="Encoding of FILES.")
+def prepare(files, output, encoding):
+    """Encode FILES once into one id file with its vocabulary, which 'charrnn train'
+    maps from disk: no decoding at each start or on each rank, and corpora larger
+    than memory train. Format: docs/prepared.md."""
+    from charrnn.prepared import prepare as write
+    chars, V = write(files, output, encoding)
+    say(f"charrnn: {chars:,} characters, vocabulary {V}; wrote {output}")
 
 
 def _preview(run, bar):

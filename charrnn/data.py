@@ -184,8 +184,9 @@ class Batches:
         self.T, self.N = T, N
         self.steps_per_epoch = (Ls - 1) // T
 
-    def batch(self, k):
-        T = self.T
-        x = self.streams[:, k * T:k * T + T].T.astype(np.int64)
-        y = self.streams[:, k * T + 1:k * T + T + 1].T.astype(np.int64)
+    def batch(self, k, s0=0, s1=None):
+        """Streams s0..s1 only (a rank's block): the others' pages are never read."""
+        T, rows = self.T, self.streams[s0:s1]
+        x = rows[:, k * T:k * T + T].T.astype(np.int64)
+        y = rows[:, k * T + 1:k * T + T + 1].T.astype(np.int64)
         return x, y
