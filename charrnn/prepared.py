@@ -21,7 +21,7 @@ from charrnn.data import _raise_unseen, id_dtype, read_corpus
 
 FORMAT = "charrnn-ids"
 VERSION = 1
-SCAN = 1 << 26  # ids checked at a time for ones outside the vocabulary
+SCAN = 1 << 24  # ids checked at a time for ones outside the vocabulary
 
 
 def prepare(paths, out, encoding="utf-8"):
@@ -92,11 +92,22 @@ def load(path):
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise CharrnnError(f"cannot read the prepared corpus {path}: "
                            f"{getattr(e, 'strerror', None) or e}")
-    for o in range(0, len(ids), SCAN):
-        if ids[o:o + SCAN].max() >= len(vocab):
-            raise CharrnnError(f"the prepared corpus {path} is damaged: an id past its "
-                               f"vocabulary of {len(vocab)}; prepare it again")
+    if _largest(path, ids.offset, ids.dtype, len(ids)) >= len(vocab):
+        raise CharrnnError(f"the prepared corpus {path} is damaged: an id past its "
+                           f"vocabulary of {len(vocab)}; prepare it again")
     return ids, vocab, meta
+
+
+def _largest(path, offset, dtype, n):
+    """The largest of n ids at offset, read in blocks rather than through the map, whose
+    touched pages would count in this process's resident memory for the whole run."""
+    top = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for o in range(0, n, SCAN):
+            block = np.fromfile(f, dtype=dtype, count=min(SCAN, n - o))
+            top = max(top, int(block.max()))
+    return top
 
 
 def _npy_bytes(data):
