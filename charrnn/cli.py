@@ -102,7 +102,8 @@ Examples:
   charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # under an hour
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
-  charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
+  charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000
+  mpirun -n 4 charrnn train big.ids -o big.npz          # 4 ranks (README: More than one machine)""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.npz).  [default: model.npz, or the --resume checkpoint]")
