@@ -28,7 +28,7 @@ from charrnn import CharrnnError
 ENV = (("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"), ("PMI_SIZE", "PMI_RANK"),
        ("MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"))
 CHECK_EVERY = 200  # steps between comparisons of the parameters across ranks
-ECHO_DELAY = 2.0  # s a rank other than 0 waits before reporting an error: rank 0 may have the same
+ECHO_DELAY = 5.0  # s a rank other than 0 waits before reporting an error: rank 0 may have the same
 
 
 def world():
@@ -174,17 +174,18 @@ def abort(code):
 def fail(message, code, usage=False):
     """Reports an error of this rank on one line and ends the job. A usage error is
     the same on every rank (the same command line): rank 0 alone says it. Other
-    errors name the rank; a rank other than 0 waits a moment first, so an error
-    every rank meets is said once, by rank 0, whose abort ends the others."""
+    errors name the rank. A rank other than 0 waits a moment first, so that rank 0,
+    when it meets the same error, says it and ends the job before the others exit
+    (mpirun ends every rank when one exits with an error)."""
     rank, size = world()
     if size <= 1:
         print(f"charrnn: error: {message}", file=sys.stderr)
         sys.exit(code)
-    if usage:
-        if rank == 0:
-            print(f"charrnn: error: {message}", file=sys.stderr)
-        sys.exit(code)
     if rank:
         time.sleep(ECHO_DELAY)
+    if usage:
+        if rank == 0:
+            print(f"charrnn: error: {message}", file=sys.stderr, flush=True)
+        sys.exit(code)
     print(f"charrnn: error: rank {rank}: {message}", file=sys.stderr, flush=True)
     abort(code)

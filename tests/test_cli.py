@@ -62,7 +62,7 @@ def ckpt(corpus, tmp_path_factory):
 # -- help and version ------------------------------------------------------------
 
 @pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"], ["info"],
-                                     ["inspect-cells"]])
+                                     ["inspect-cells"], ["prepare"]])
 def test_help_has_examples(command):
     code, out, err = charrnn(*command, "--help")
     assert code == 0 and err == ""
@@ -70,7 +70,7 @@ def test_help_has_examples(command):
 
 
 def test_every_command_is_covered_by_the_help_test():
-    assert set(cli.commands) == {"train", "sample", "eval", "info", "inspect-cells"}
+    assert set(cli.commands) == {"train", "sample", "eval", "info", "inspect-cells", "prepare"}
 
 
 def test_version():

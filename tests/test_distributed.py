@@ -98,10 +98,11 @@ def test_train_without_mpirun_never_imports_mpi4py(corpus, tmp_path):
 
 
 def test_the_reduction_adds_the_ranks_in_order(tmp_path):
-    """Known answer: float32 sums whose result depends on the order of the terms."""
+    """Known answer: float32 sums whose result depends on the order of the terms; and
+    the parameter check, which every rank must answer alike."""
     script = tmp_path / "reduce.py"
     script.write_text(
-        "import numpy as np\nfrom charrnn import distributed\n"
+        "import numpy as np\nfrom charrnn import CharrnnError, distributed\n"
         "c = distributed.communicator()\n"
         "parts = [np.float32([1e8, 1, 3]), np.float32([1, -1e8, 5]), np.float32([-1e8, 1e8, 7])]\n"
         "g = parts[c.rank].copy()\n"
@@ -110,6 +111,12 @@ def test_the_reduction_adds_the_ranks_in_order(tmp_path):
         "assert np.array_equal(g, want), (g, want)\n"
         "assert total == 0.1 + 0.2 + 0.3, total\n"
         "assert c.agree(c.rank) == 2\n"
+        "c.check(g, 7)  # the same on every rank: nothing to say\n"
+        "try:\n"
+        "    c.check(np.float32([c.rank == 1]), 7)\n"
+        "    raise SystemExit('a difference went unseen')\n"
+        "except CharrnnError as e:\n"
+        "    assert 'rank(s) 1 differ' in str(e) and 'step 7' in str(e), e\n"
         "print('ok', g.tolist())\n")
     res = subprocess.run([MPIRUN, "-n", "3", "--oversubscribe", sys.executable, script],
                          capture_output=True, text=True, env=ENV, timeout=120)
