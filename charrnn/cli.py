@@ -374,18 +374,19 @@ def _write_samples(out, chunks, vocab, num_samples, prime, stop, separator):
 @cli.command("eval", context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn eval model.npz held_out.txt
-  charrnn eval model.npz chapter*.txt --json | jq .bits_per_char""")
+  charrnn eval model.npz chapter*.txt --json | jq .bits_per_char
+  charrnn eval model.npz held_out.ids                   # made by 'charrnn prepare'""")
 @click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--encoding", default="utf-8", help="Encoding of FILES.")
 def eval_(checkpoint_path, files, as_json, encoding):
-    """Loss of the model in CKPT on FILES, in nats and bits per character."""
-    from charrnn import checkpoint
-    from charrnn.data import read_corpus
+    """Loss of the model in CKPT on FILES (text, or one corpus made by 'charrnn
+    prepare'), in nats and bits per character."""
+    from charrnn import checkpoint, prepared
     from charrnn.evaluate import evaluate
     ck = checkpoint.load(checkpoint_path)
-    ids, _ = read_corpus(files, encoding, vocab=ck.vocab, what="the text")
+    ids, _ = prepared.read(files, encoding, vocab=ck.vocab, what="the text")
     if len(ids) < 2:
         raise CharrnnError("the text needs at least 2 characters to measure a loss")
     with compile_notice():

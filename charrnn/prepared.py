@@ -118,11 +118,12 @@ def _npy_bytes(data):
     return a.tobytes().decode("utf-8")
 
 
-def read(files, encoding="utf-8", vocab=None):
-    """(ids, vocab) for training: one prepared corpus (mapped; with a given vocab,
-    the checkpoint's, remapped into it), or text files through data.read_corpus."""
+def read(files, encoding="utf-8", vocab=None, what="the training text"):
+    """(ids, vocab) for training or evaluation: one prepared corpus (mapped; with a
+    given vocab, the checkpoint's, remapped into it), or text files through
+    data.read_corpus."""
     if not any(f != "-" and os.path.isfile(f) and is_prepared(f) for f in files):
-        return read_corpus(files, encoding, vocab=vocab)
+        return read_corpus(files, encoding, vocab=vocab, what=what)
     if len(files) > 1:
         raise CharrnnError("a prepared corpus trains alone: give just it, or prepare all "
                            "the files into one with 'charrnn prepare'")
@@ -131,6 +132,6 @@ def read(files, encoding="utf-8", vocab=None):
         return ids, own
     unseen = sorted(set(own) - set(vocab))
     if unseen:
-        _raise_unseen(unseen, "the training text")
+        _raise_unseen(unseen, what)
     table = np.array([vocab.index(ch) for ch in own], dtype=id_dtype(len(vocab)))
     return table[ids], vocab  # a copy in the checkpoint's numbering

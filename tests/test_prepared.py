@@ -57,6 +57,10 @@ def test_training_from_it_is_training_from_the_text(texts, tmp_path):
     code, _, err = charrnn("train", ids, "--resume", tmp_path / "text.npz", "--max-steps", 25, "-q")
     assert code == 0, err
     assert checkpoint.load(tmp_path / "text.npz").meta["step"] == 25
+    # and measured on
+    results = [json.loads(charrnn("eval", tmp_path / "ids.npz", *src, "--json")[1])
+               for src in (texts, [ids])]
+    assert results[0] == results[1] and results[0]["chars"] == len(read_corpus(texts)[0]) - 1
 
 
 def test_a_smaller_vocabulary_is_renumbered_on_resume(texts, tmp_path):
