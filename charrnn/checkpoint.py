@@ -37,6 +37,11 @@ def save(path, params, meta, extra=None):
 
 def write_npz(path, arrays):
     """An uncompressed .npz of arrays at path, written atomically (see the top)."""
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path, fill):
+    """path holds what fill(f) writes into a new binary file f, or is left as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
@@ -44,7 +49,7 @@ def write_npz(path, arrays):
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from other users
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

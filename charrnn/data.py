@@ -13,6 +13,7 @@ continues exactly where it stopped at step k and the hidden state is carried.
     step k:   x = streams[:, kT : kT+T],  y = streams[:, kT+1 : kT+T+1]
 """
 import codecs
+import mmap
 import sys
 
 import numpy as np
@@ -23,23 +24,31 @@ from charrnn import CharrnnError
 BLOCK = 1 << 24  # bytes decoded at a time: the text is never held as one Python str
 
 
-def read_bytes(path, encoding):
-    """The bytes of a file ('-' is standard input), refused if it looks binary."""
+def read_bytes(path, encoding, mapped=False):
+    """The bytes of a file ('-' is standard input), refused if it looks binary.
+    mapped: a read-only mmap of a regular file instead, whose pages the kernel may drop."""
     try:
         if path == "-":
             raw = sys.stdin.buffer.read()
         else:
             with open(path, "rb") as f:
-                raw = f.read()
+                raw = _mapped(f) if mapped else f.read()
     except IsADirectoryError:
         raise CharrnnError(f"{path} is a directory; give text files (or - for standard input)")
     except OSError as e:
         raise CharrnnError(f"cannot read {path}: {e.strerror}")
-    nul = raw.find(b"\0") if _ascii_compatible(encoding) else -1
+    nul = _find_nul(raw) if _ascii_compatible(encoding) else -1
     if nul >= 0:  # valid UTF-8, but no text has NULs: a binary file given by mistake
         raise CharrnnError(f"{path} looks binary (NUL byte at offset {nul}); charrnn trains "
                            f"on text files")
     return raw
+
+
+def _mapped(f):
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):  # empty, or not a regular file
+        return f.read()
 
 
 def _ascii_compatible(encoding):
@@ -51,9 +60,10 @@ def code_point_blocks(path, raw, encoding):
     """Yields the code points of raw as uint8/uint32 arrays of up to BLOCK characters.
     Pure ASCII in an ASCII-compatible encoding is its own code points (no decoding)."""
     buf = np.frombuffer(raw, dtype=np.uint8)
-    if _ascii_compatible(encoding) and (len(buf) == 0 or buf.max() < 128):
+    if _ascii_compatible(encoding) and (len(buf) == 0 or _max_byte(raw, buf) < 128):
         for o in range(0, len(buf), BLOCK):
             yield buf[o:o + BLOCK]
+            _release(raw, o)
         return
     try:
         dec = codecs.getincrementaldecoder(encoding)()
@@ -65,7 +75,34 @@ def code_point_blocks(path, raw, encoding):
             text = dec.decode(raw[o:o + BLOCK], final=o + BLOCK >= len(raw))
         except UnicodeDecodeError as e:
             _raise_undecodable(path, encoding, o - pending + e.start)
+        _release(raw, o)
         yield code_points(text)
+
+
+def _find_nul(raw):
+    """raw.find(b"\0"), a block at a time (see _release)."""
+    for o in range(0, len(raw), BLOCK):
+        at = raw.find(b"\0", o, o + BLOCK)
+        _release(raw, o)
+        if at >= 0:
+            return at
+    return -1
+
+
+def _max_byte(raw, buf):
+    """buf.max() of raw's bytes buf, a block at a time (see _release)."""
+    top = 0
+    for o in range(0, len(buf), BLOCK):
+        top = max(top, int(buf[o:o + BLOCK].max()))
+        _release(raw, o)
+    return top
+
+
+def _release(raw, o):
+    """Drops block o of a mapped file from this process's resident pages, once read
+    (the page cache keeps them), so that a text larger than memory passes through."""
+    if isinstance(raw, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        raw.madvise(mmap.MADV_DONTNEED, o, min(BLOCK, len(raw) - o))
 
 
 def _raise_undecodable(path, encoding, at):
@@ -94,6 +131,18 @@ def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text"):
     compact id array. Peak memory is the files' bytes plus the ids, plus a block.
     A character outside a given vocab is an error naming it."""
     raws = [(path, read_bytes(path, encoding)) for path in paths]
+    total, vocab = scan(raws, encoding, vocab, what)
+    ids = np.empty(total, dtype=id_dtype(len(vocab)))
+    o = 0
+    for block in id_blocks(raws, encoding, vocab):
+        ids[o:o + len(block)] = block
+        o += len(block)
+    return ids, vocab
+
+
+def scan(raws, encoding, vocab=None, what="the training text"):
+    """(characters, vocabulary) of [(path, bytes)]: the given vocab checked, or the
+    text's own."""
     seen = np.zeros(0x110000, dtype=bool)
     total = 0
     for path, raw in raws:
@@ -101,20 +150,20 @@ def read_corpus(paths, encoding="utf-8", vocab=None, what="the training text"):
             total += len(cps)
             seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
     if vocab is None:
-        vocab = [chr(c) for c in np.flatnonzero(seen)]
-    else:
-        unseen = np.flatnonzero(seen & ~_in_vocab(vocab))
-        if len(unseen):
-            _raise_unseen([chr(c) for c in unseen], what)
+        return total, [chr(c) for c in np.flatnonzero(seen)]
+    unseen = np.flatnonzero(seen & ~_in_vocab(vocab))
+    if len(unseen):
+        _raise_unseen([chr(c) for c in unseen], what)
+    return total, vocab
+
+
+def id_blocks(raws, encoding, vocab):
+    """Yields the ids of [(path, bytes)] in vocab, a block at a time."""
     table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
     table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
-    ids = np.empty(total, dtype=table.dtype)
-    o = 0
     for path, raw in raws:
         for cps in code_point_blocks(path, raw, encoding):
-            ids[o:o + len(cps)] = table[cps]
-            o += len(cps)
-    return ids, vocab
+            yield table[cps]
 
 
 def _in_vocab(vocab):

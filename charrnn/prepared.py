@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 
 from charrnn import CharrnnError, checkpoint
-from charrnn.data import _raise_unseen, id_dtype, read_corpus
+from charrnn.data import _raise_unseen, id_blocks, id_dtype, read_bytes, read_corpus, scan
 
 FORMAT = "charrnn-ids"
 VERSION = 1
@@ -25,18 +25,31 @@ SCAN = 1 << 24  # ids checked at a time for ones outside the vocabulary
 
 
 def prepare(paths, out, encoding="utf-8"):
-    """Encodes the files in paths into out; returns (characters, vocabulary size)."""
-    ids, vocab = read_corpus(paths, encoding)
-    if len(ids) == 0:
+    """Encodes the files in paths into out; returns (characters, vocabulary size).
+    The files are mapped and their ids written a block at a time: a text larger
+    than memory prepares too."""
+    raws = [(path, read_bytes(path, encoding, mapped=True)) for path in paths]
+    chars, vocab = scan(raws, encoding)
+    if chars == 0:
         raise CharrnnError("the text is empty: nothing to prepare")
-    meta = {"format": FORMAT, "version": VERSION, "vocab": vocab, "chars": int(len(ids)),
+    meta = {"format": FORMAT, "version": VERSION, "vocab": vocab, "chars": chars,
             "sources": [os.path.basename(p) for p in paths]}
-    raw = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(id_dtype(len(vocab)))),
+              "fortran_order": False, "shape": (chars,)}
+
+    def fill(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+            with z.open("__meta__.npy", "w") as m:
+                np.lib.format.write_array(m, np.frombuffer(json.dumps(meta).encode(), np.uint8))
+            with z.open("ids.npy", "w", force_zip64=True) as m:
+                np.lib.format.write_array_header_2_0(m, header)
+                for block in id_blocks(raws, encoding, vocab):
+                    m.write(block.tobytes())
     try:
-        checkpoint.write_npz(out, {"__meta__": raw, "ids": ids})
+        checkpoint.write_atomically(out, fill)
     except OSError as e:
         raise CharrnnError(f"cannot write {out}: {e.strerror or e}")
-    return len(ids), len(vocab)
+    return chars, len(vocab)
 
 
 def is_prepared(path):

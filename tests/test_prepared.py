@@ -95,3 +95,14 @@ def test_what_is_not_a_prepared_corpus_is_one_line(texts, tmp_path):
         assert ("upgrade charrnn" if name == "newer" else "prepare it again") in err
     code, _, err = charrnn("prepare", tmp_path / "missing.txt", "-o", tmp_path / "x.ids")
     assert code == 1 and err.startswith("charrnn: error: cannot read") and len(err.splitlines()) == 1
+
+
+def test_prepare_refuses_empty_and_binary_files(tmp_path):
+    """prepare maps its files (data.read_bytes(mapped=True)): the checks still hold."""
+    empty, binary = tmp_path / "empty.txt", tmp_path / "bin.txt"
+    empty.write_bytes(b"")
+    binary.write_bytes(b"abc" * 10 + b"\0def")
+    for path, says in ((empty, "the text is empty"), (binary, "looks binary (NUL byte at offset 30)")):
+        code, _, err = charrnn("prepare", path, "-o", tmp_path / "x.ids")
+        assert code == 1 and len(err.splitlines()) == 1 and says in err, err
+    assert not (tmp_path / "x.ids").exists()
