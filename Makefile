@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-slow demo corpora bench compare results clean
+.PHONY: help install lint format test test-slow demo corpora bench bench-mpi compare results clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help:  ## list the targets
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,plot]'
+	$(PY) -m pip install --quiet -e '.[test,plot,mpi]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install charrnn into it (bin: .venv/bin/charrnn)
@@ -50,6 +50,10 @@ endif
 	@# this machine sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for old OpenBLAS builds; they
 	@# slow current numpy, so benchmarks run without them (tests and CI keep them)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
+
+bench-mpi: $(STAMP)  ## 1 process x 2 threads against 2 ranks x 1 (benchmarks/SCALING.md)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMPI_ALLOW_RUN_AS_ROOT=1 \
+		OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(PY) benchmarks/bench_mpi.py $(BENCH_ARGS)
 
 compare: $(STAMP)  ## charrnn and PyTorch train one model 10 min each (benchmarks/EQUAL_BUDGET.md)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0

@@ -34,6 +34,16 @@ def save(path, params, meta, extra=None):
     arrays.update(extra or {})
     meta = dict(meta, format=FORMAT, version=VERSION)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    write_npz(path, arrays)
+
+
+def write_npz(path, arrays):
+    """An uncompressed .npz of arrays at path, written atomically (see the top)."""
+    write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path, fill):
+    """path holds what fill(f) writes into a new binary file f, or is left as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     # NAME.PID.XXXXXXXX.tmp: the pid tells a later run whether its writer is still alive
     fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.{os.getpid()}.",
@@ -43,7 +53,7 @@ def save(path, params, meta, extra=None):
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from other users
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -116,15 +116,15 @@ class Group(click.Group):
             click.echo(e.format_message(), err=True)  # bare 'charrnn': the help, not an error
             sys.exit(e.exit_code)
         except click.ClickException as e:
-            click.echo(f"charrnn: error: {e.format_message()} (see '{_help_command(e)}')", err=True)
-            sys.exit(e.exit_code)
+            from charrnn.distributed import fail  # under mpirun: said once, or by its rank
+            fail(f"{e.format_message()} (see '{_help_command(e)}')", e.exit_code, usage=True)
         except click.Abort:
             click.echo("charrnn: interrupted (Ctrl-C)", err=True)
             sys.exit(130)
         except CharrnnError as e:
-            click.echo(f"charrnn: error: {e}", err=True)
+            from charrnn.distributed import fail  # under mpirun: said once, or by its rank
             _drop_stdout()
-            sys.exit(1)
+            fail(str(e), 1)
         except (BrokenPipeError, PipeClosed):
             # the reader went away (| head): stop quietly; the dup2 keeps Python's
             # final flush of stdout from raising again at exit
@@ -184,7 +184,8 @@ Examples:
   charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
-  charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
+  charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000
+  mpirun -n 4 charrnn train big.ids -o big.npz          # 4 ranks (README: More than one machine)""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("-o", "--output", default=None, help="Checkpoint to write (the best by validation "
               "loss goes to NAME.best.EXT: m.npz -> m.best.npz, m -> m.best).  "
@@ -275,7 +276,9 @@ Examples:
               "or resume into an existing -o.")
 @click.pass_context
 def train(ctx, **kw):
-    """Train a model on FILES (text; '-' reads standard input)."""
+    """Train a model on FILES (text; '-' reads standard input; or one corpus made by
+    'charrnn prepare'). Under mpirun, each rank trains a block of the streams
+    (README: "More than one machine")."""
     from charrnn.streams import guarded_stderr
     with guarded_stderr():  # a lost stderr (closed pipe, full disk) must not end the run
         _train(ctx, **kw)
@@ -283,10 +286,10 @@ def train(ctx, **kw):
 
 def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset,
            extend_vocab, **opts):
-    from charrnn import history, outputs, train as tr
+    from charrnn import distributed, history, outputs, train as tr
+    comm = distributed.communicator()  # under mpirun: this rank's; only rank 0 writes or talks
+    quiet = quiet or not comm.is_root
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
-    if extend_vocab and not resume:
-        raise click.UsageError("--extend-vocab adds characters to a trained model: give --resume")
     if extend_vocab and not resume:
         raise click.UsageError("--extend-vocab adds characters to a trained model: give --resume")
     if preset and resume:
@@ -297,16 +300,17 @@ def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force
     output = output or resume or "model.npz"
     targets = outputs.targets(output)
     # taken before the corpus is read, so a second run on the same files is refused at once
-    lock = None if no_lock else outputs.Lock(*targets)
+    lock = None if no_lock or not comm.is_root else outputs.Lock(*targets)
     with lock or contextlib.nullcontext():
         with tr.stop_at_once(lock and lock.release):
-            run = _prepare(files, output, log_file, quiet, resume, encoding, force, extend_vocab,
-                           opts, given)
+            run = _prepare(comm, files, output, log_file, quiet, resume, encoding, force,
+                           extend_vocab, opts, given)
         try:
             tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
         except tr.Interrupted as e:
-            say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
-                f"(continue with --resume {output})")
+            if comm.is_root:
+                say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
+                    f"(continue with --resume {output})")
             sys.exit(128 + e.signum)
     if not quiet:
         val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
@@ -328,43 +332,44 @@ def _extend_vocab(ck, vocab):
     return extend_vocab(ck, vocab)
 
 
-def _prepare(files, output, log_file, quiet, resume, encoding, force, extend_vocab, opts, given):
+def _prepare(comm, files, output, log_file, quiet, resume, encoding, force, extend_vocab, opts,
+             given):
     """The Run, its kernels compiled; called holding the lock on the run's files."""
-    from charrnn import outputs, train as tr
-    from charrnn.data import read_corpus
-    outputs.claim(output, resume, force)  # under the lock: no other run creates them now
-    if log_file:  # found unwritable now, not after the corpus is read
-        check_writable(log_file, "the log", "--log", "log.jsonl")
-    ck, cfg, tc = _train_settings(resume, opts, given)
-    corpus = read_corpus(files, encoding, vocab=ck.vocab if ck else None,
-                         unknown="extend" if extend_vocab else "error",
-                         hint="pass --extend-vocab to add them to the model")
+    from charrnn import outputs, prepared, train as tr
+    if comm.is_root:
+        outputs.claim(output, resume, force)  # under the lock: no other run creates them now
+        if log_file:  # found unwritable now, not after the corpus is read
+            check_writable(log_file, "the log", "--log", "log.jsonl")
+    ck, cfg, tc = _train_settings(comm, resume, opts, given)
+    corpus = prepared.read(files, encoding, vocab=ck.vocab if ck else None,
+                           unknown="extend" if extend_vocab else "error",
+                           hint="pass --extend-vocab to add them to the model")
     if ck and corpus[1] != ck.vocab:
         ck = _extend_vocab(ck, corpus[1])
         cfg = ck.config
-    run = tr.Run(corpus, output, cfg, tc, resume=ck,
+    run = tr.Run(corpus, output, cfg, tc, resume=ck, comm=comm,
                  fit_batches=not ck and not {"batch_size", "seq_length"} & given)
     run.check_work()
     if not quiet:
         _train_header(run, resumed=ck is not None)
-    for w in run.warnings:
+    for w in run.warnings if comm.is_root else ():
         say(f"charrnn: warning: {w}")
-    with compile_notice():
+    with compile_notice() if comm.is_root else contextlib.nullcontext():
         tr.warm_up(run.cfg, tc.optimizer, tc.clip_mode)
     return run
 
 
-def _train_settings(resume, opts, given):
+def _train_settings(comm, resume, opts, given):
     """(checkpoint or None, ModelConfig, TrainConfig) of a new or a resumed run."""
     from charrnn import checkpoint, train as tr
     from charrnn.model import ModelConfig
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
     opts["eval_every"] = opts["eval_every"] or 0  # 0, like epochs None: chosen by the run
     if not resume:
-        if opts["seed"] is None:
-            opts["seed"] = int.from_bytes(os.urandom(4), "little") >> 1
+        if opts["seed"] is None:  # the ranks' largest: one seed for all
+            opts["seed"] = comm.agree(int.from_bytes(os.urandom(4), "little") >> 1)
         return None, ModelConfig(**arch), tr.TrainConfig.from_dict(opts)
-    if "seed" in given:
+    if "seed" in given and comm.is_root:
         say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
             "random sequence")
     ck = checkpoint.load(resume)
@@ -388,7 +393,27 @@ def _train_header(run, resumed):
         f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
     say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
         f"{plural(spe, 'step')} of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {run.tc.seed}"
-        + (f"; resuming at step {run.step:,}" if resumed else ""))
+        + (f"; resuming at step {run.step:,}" if resumed else "")
+        + (f"; {run.comm.size} ranks" if run.comm.size > 1 else ""))
+
+
+@cli.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  charrnn prepare corpora/shakespeare.txt -o shakespeare.ids
+  charrnn prepare books/*.txt --encoding latin-1 -o books.ids
+  charrnn train books.ids --hidden 512 -o books.npz""")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="The prepared corpus to write (read back memory-mapped by 'charrnn train').")
+@click.option("--encoding", default="utf-8", help="Encoding of FILES.")
+def prepare(files, output, encoding):
+    """Encode FILES once into one id file with its vocabulary, which 'charrnn train'
+    maps from disk: no decoding at each start or on each rank, and corpora larger
+    than memory train. Format: docs/prepared.md."""
+    from charrnn.prepared import prepare as write
+    chars, V = write(files, output, encoding)
+    say(f"charrnn: {chars:,} characters, vocabulary {V}; wrote {output}")
+
 
 def _preview(run, bar):
     """A short sample on stderr, so a user can watch the model learn."""
@@ -503,7 +528,8 @@ def _write_samples(out, chunks, vocab, num_samples, prime, stop, separator):
 @cli.command("eval", context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn eval model.npz held_out.txt
-  charrnn eval model.npz chapter*.txt --json | jq .bits_per_char""")
+  charrnn eval model.npz chapter*.txt --json | jq .bits_per_char
+  charrnn eval model.npz held_out.ids                   # made by 'charrnn prepare'""")
 @click.argument("checkpoint_path", metavar="CKPT", type=click.Path())
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -512,13 +538,14 @@ Examples:
               help="A character the model has never seen: an error, or skip it (the count "
               "is printed on stderr).")
 def eval_(checkpoint_path, files, as_json, encoding, unknown):
-    """Loss of the model in CKPT on FILES, in nats and bits per character."""
-    from charrnn import checkpoint
-    from charrnn.data import read_known
+    """Loss of the model in CKPT on FILES (text, or one corpus made by 'charrnn
+    prepare'), in nats and bits per character."""
+    from charrnn import checkpoint, prepared
     from charrnn.evaluate import evaluate
     need_stdout()
     ck = checkpoint.load(checkpoint_path)
-    ids, _, skipped = read_known(files, encoding, ck.vocab, "the text", unknown, UNKNOWN_HINT)
+    ids, _, skipped = prepared.read_known(files, encoding, ck.vocab, "the text", unknown,
+                                          UNKNOWN_HINT)
     if skipped:
         say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
     if len(ids) < 2:

@@ -13,6 +13,7 @@ continues exactly where it stopped at step k and the hidden state is carried.
     step k:   x = streams[:, kT : kT+T],  y = streams[:, kT+1 : kT+T+1]
 """
 import codecs
+import mmap
 import sys
 
 import numpy as np
@@ -105,6 +106,32 @@ def _raise_binary(path, where):
     raise CharrnnError(f"{path} looks binary ({where}); charrnn reads text files")
 
 
+def _find_nul(raw):
+    """raw.find(b"\0"), a block at a time (see _release)."""
+    for o in range(0, len(raw), BLOCK):
+        at = raw.find(b"\0", o, o + BLOCK)
+        _release(raw, o)
+        if at >= 0:
+            return at
+    return -1
+
+
+def _max_byte(raw, buf):
+    """buf.max() of raw's bytes buf, a block at a time (see _release)."""
+    top = 0
+    for o in range(0, len(buf), BLOCK):
+        top = max(top, int(buf[o:o + BLOCK].max()))
+        _release(raw, o)
+    return top
+
+
+def _release(raw, o):
+    """Drops block o of a mapped file from this process's resident pages, once read
+    (the page cache keeps them), so that a text larger than memory passes through."""
+    if isinstance(raw, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        raw.madvise(mmap.MADV_DONTNEED, o, min(BLOCK, len(raw) - o))
+
+
 def _raise_undecodable(path, encoding, at):
     raise CharrnnError(f"{path} is not valid {encoding} at byte {at}; "
                        f"pass --encoding (e.g. --encoding latin-1)")
@@ -169,6 +196,34 @@ def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""
             ids[o:o + len(cps)] = table[cps]
             o += len(cps)
     return ids[:o], vocab, total - o
+
+
+def scan(paths, encoding, vocab=None, what="the training text"):
+    """(characters, vocabulary) of the files, read a block at a time: the given vocab
+    checked, or the text's own."""
+    seen = np.zeros(0x110000, dtype=bool)
+    total = 0
+    for path in paths:
+        for _, piece in decoded_blocks(path, encoding):
+            cps = _code_points(piece)
+            total += len(cps)
+            seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
+    if vocab is None:
+        return total, [chr(c) for c in np.flatnonzero(seen)]
+    unseen = np.flatnonzero(seen & ~_in_vocab(vocab))
+    if len(unseen):
+        _raise_unseen([chr(c) for c in unseen], what)
+    return total, vocab
+
+
+def id_blocks(paths, encoding, vocab):
+    """Yields the ids of the files in vocab, a block at a time (the files read again, so
+    that a text larger than memory passes through)."""
+    table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
+    table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
+    for path in paths:
+        for _, piece in decoded_blocks(path, encoding):
+            yield table[_code_points(piece)]
 
 
 def known_text(text, vocab, unknown="error", what="the text", hint=""):
@@ -249,8 +304,9 @@ class Batches:
         self.T, self.N = T, N
         self.steps_per_epoch = (Ls - 1) // T
 
-    def batch(self, k):
-        T = self.T
-        x = self.streams[:, k * T:k * T + T].T.astype(np.int64)
-        y = self.streams[:, k * T + 1:k * T + T + 1].T.astype(np.int64)
+    def batch(self, k, s0=0, s1=None):
+        """Streams s0..s1 only (a rank's block): the others' pages are never read."""
+        T, rows = self.T, self.streams[s0:s1]
+        x = rows[:, k * T:k * T + T].T.astype(np.int64)
+        y = rows[:, k * T + 1:k * T + T + 1].T.astype(np.int64)
         return x, y

@@ -238,11 +238,14 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
             scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
 
 
-def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None, per=None):
+def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None, per=None,
+                  chars=None, reduce=None):
     """Mean cross-entropy (nats per character) of one chunk; gradients are added to g.
     masks: dropout_masks; wmasks: weight_masks. Returns (loss, state after the chunk).
     per: what the summed loss is divided by for the gradient: T*N (None), its mean per
     character; N, its sum over time per stream (min-char-rnn's and char-rnn's).
+    Data-parallel (distributed.py), ids are this rank's streams of a chunk of chars
+    characters, and reduce(total) sums g and the loss total over the ranks.
     Unless its layers are split by units (threads.py), the step is split by streams:
     each thread runs forward and backward of its streams into its own gradients,
     added in order at the end, so the threads wait for each other once per step
@@ -250,7 +253,7 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None, per=N
     if wmasks is not None:  # the chunk runs on Wh * mask; its gradient is masked the same way
         p = dict(p, **{f"L{l}.Wh": p[f"L{l}.Wh"] * wmasks[l] for l in range(cfg.layers)})
         g_wh = [g[f"L{l}.Wh"].copy() for l in range(cfg.layers)]  # what g held before
-    M = ids.size
+    M = chars or ids.size
 
     def part(ids, targets, state, masks, s0):
         gp = g if s0 == 0 else {k: np.zeros_like(v) for k, v in g.items()}
@@ -265,6 +268,8 @@ def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None, per=N
         for name, v in gp.items():
             g[name] += v
     total = sum(d[0] for d in done)
+    if reduce is not None:  # before the weight mask, which multiplies the sum as one
+        total = reduce(total)
     new_state = np.concatenate([d[1] for d in done], axis=2)
     if wmasks is not None:
         for l in range(cfg.layers):

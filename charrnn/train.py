@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from charrnn import CharrnnError, __version__, checkpoint, history
+from charrnn import CharrnnError, __version__, checkpoint, distributed, history
 from charrnn.data import Batches, build_vocab, decode, encode, split
 from charrnn.evaluate import evaluate
 from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
@@ -182,11 +182,13 @@ def lr_at(tc, step, steps_per_epoch, total_steps=None):
 class Run:
     """One training run: its data, model, optimizer and progress."""
 
-    def __init__(self, corpus, out, cfg, tc, resume=None, fit_batches=False):
+    def __init__(self, corpus, out, cfg, tc, resume=None, fit_batches=False, comm=None):
         """corpus: a str, or (ids, vocab) from data.read_corpus (which, on resume, must
         have been read with the checkpoint's vocabulary). fit_batches: shrink the batch
-        (then the sequence) to fit a short text, with a warning, instead of an error."""
+        (then the sequence) to fit a short text, with a warning, instead of an error.
+        comm: distributed.communicator() when this process is one rank of several."""
         self.out, self.tc = out, tc
+        self.comm = comm or distributed.Single()
         self.warnings = []  # for the user
         if isinstance(corpus, str):
             vocab = resume.vocab if resume is not None else build_vocab(corpus)
@@ -205,6 +207,10 @@ class Run:
             tc = self.tc = self._fit(tc)
         self.batches = Batches(self.train_ids, tc.batch_size, tc.seq_length)
         tc = self.tc = self._resolve(tc)
+        if tc.batch_size < self.comm.size:
+            raise CharrnnError(f"--batch-size {tc.batch_size} gives some of the {self.comm.size} "
+                               f"ranks no stream: use at least {self.comm.size} or fewer ranks")
+        self.streams = self.comm.block(tc.batch_size)  # this rank's s0..s1
         self.rng = np.random.default_rng(tc.seed)
         self.flat = init_params(cfg, self.rng, init=tc.init, scale=tc.init_scale)
         self.grad = np.zeros_like(self.flat)
@@ -306,6 +312,9 @@ class Run:
         if not np.isfinite(self.flat).all():  # never write what cannot be resumed from
             raise CharrnnError(f"the weights hold NaN or infinite values at step {self.step}; "
                                f"nothing was saved: lower --lr and resume from {self.out}")
+        self.comm.gather(self.state)  # every rank, then rank 0 alone writes
+        if not self.comm.is_root:
+            return
         extra = {f"opt/{b}": v for b, v in self.opt.buffers.items()}
         extra["state/train"] = self.state
         try:
@@ -320,19 +329,24 @@ class Run:
         k = self.step % bt.steps_per_epoch
         if k == 0:
             self.state[:] = 0  # a new epoch: every stream starts again from its beginning
-        x, y = bt.batch(k)
-        masks = dropout_masks(self.cfg, self.rng, tc.seq_length, tc.batch_size)
+        s0, s1 = self.streams
+        x, y = bt.batch(k, s0, s1)
+        masks = dropout_masks(self.cfg, self.rng, tc.seq_length, tc.batch_size)  # every rank all
         wmasks = weight_masks(self.cfg, self.rng, tc.weight_drop)
         self.grad[:] = 0
-        loss, new_state = loss_and_grad(self.cfg, self.p, self.g, x, y, self.state, masks, wmasks,
-                                        per=tc.batch_size if tc.loss == "sum" else None)
+        ranks = {} if self.comm.size == 1 else dict(  # this rank's streams of the chunk
+            chars=tc.seq_length * tc.batch_size,
+            reduce=lambda total: self.comm.reduce(self.grad, total))
+        loss, new_state = loss_and_grad(self.cfg, self.p, self.g, x, y, self.state[:, :, s0:s1],
+                                        None if masks is None else masks[:, :, s0:s1], wmasks,
+                                        per=tc.batch_size if tc.loss == "sum" else None, **ranks)
         norm = CLIPS[tc.clip_mode](self.grad, tc.grad_clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise CharrnnError(f"the loss became {loss} at step {self.step + 1} (gradient norm "
                                f"{norm}); nothing was saved from this step: lower --lr or "
                                f"--grad-clip and resume from {self.out}")
         self.opt.step(self.flat, self.grad, self.lr(self.step), self.step + 1)
-        self.state = new_state
+        self.state[:, :, s0:s1] = new_state
         self.step += 1
         return loss
 
@@ -371,7 +385,7 @@ class Run:
         if len(self.val_ids) < 2:
             return None
         ids = self.val_ids[:self.tc.val_chars] if self.tc.val_chars else self.val_ids
-        loss, _ = evaluate(self.cfg, self.p, ids)
+        loss = self.comm.evaluate(self.cfg, self.p, ids)
         self.val_loss = loss
         if not scheduled:
             return loss
@@ -398,12 +412,13 @@ class Interrupted(Exception):
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, terminal closed
 
 
-def _catch_signals(flag):
-    """On a stop signal, note it and let the current step finish, so the checkpoint
-    written next is exactly the state after a whole step. Returns a restorer."""
+def _catch_signals(flag, more=()):
+    """On a stop signal (and the signals in more), note it and let the current step
+    finish, so the checkpoint written next is exactly the state after a whole step.
+    Returns a restorer."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    old = {s: signal.getsignal(s) for s in (*STOP_SIGNALS, *more)}
     for s in old:
         signal.signal(s, lambda signum, frame: flag.append(signum))
     return lambda: [signal.signal(s, h) for s, h in old.items()]
@@ -463,11 +478,24 @@ def stop_at_once(cleanup=None):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
 def bar_total(stop, step, steps_per_s, seconds_left):
     """The step at which the run will end: its step limit, or where the time limit
     stops it at the speed so far, whichever comes first."""
     by_time = step + max(0, int(steps_per_s * seconds_left))
     return by_time if stop is None else min(stop, by_time)
+
+
+def _stopping(run, signals, start_time):
+    """Whether to stop before the next step, on a signal or the time limit. Every rank
+    gets the same answer: a signal one rank caught becomes every rank's."""
+    tc = run.tc
+    time_up = tc.time_limit and time.time() - start_time >= tc.time_limit
+    why = run.comm.agree(signals[0] if signals else 1 if time_up else 0)
+    if why > 1 and not signals:
+        signals.append(why)
+    return why > 0
 
 
 def run(run, progress=True, log_file=None, preview=None):
@@ -476,24 +504,26 @@ def run(run, progress=True, log_file=None, preview=None):
     written is given up with one warning; training goes on. Returns the run."""
     from tqdm import tqdm
     tc = run.tc
-    signals = []
-    restore = _catch_signals(signals)
+    signals, root = [], run.comm.is_root
+    # Open MPI's mpirun follows a SIGTERM to the ranks with SIGKILL at once; SIGUSR1 it
+    # passes on alone, so that a run can stop cleanly
+    restore = _catch_signals(signals, (signal.SIGUSR1,) if run.comm.size > 1 else ())
     stop = run.stop_step()
     start_time, start_step = time.time(), run.step
-    logf = open_log(log_file) if log_file else None
-    bar = tqdm(total=stop, initial=run.step, file=sys.stderr, disable=not progress,
+    logf = open_log(log_file) if log_file and root else None
+    bar = tqdm(total=stop, initial=run.step, file=sys.stderr, disable=not progress or not root,
                unit="step", dynamic_ncols=True, smoothing=0.1,
                mininterval=0.1 if sys.stderr.isatty() else 15)  # a log file gets a line now and then
     chars_per_step = tc.seq_length * tc.batch_size
     step_s, rate = 0.0, 0.0  # chars/s counts training steps only, not validation
     try:
         while stop is None or run.step < stop:
-            if signals:
-                break
-            if tc.time_limit and time.time() - start_time >= tc.time_limit:
+            if _stopping(run, signals, start_time):
                 break
             t0 = time.perf_counter()
             loss = run.train_step()
+            if run.step % distributed.CHECK_EVERY == 0:
+                run.comm.check(run.flat, run.step)
             if run.step > start_step + 1:  # the first step may still load a kernel
                 dt = time.perf_counter() - t0
                 step_s = 0.95 * step_s + 0.05 * dt if step_s else dt  # smoothed
@@ -508,12 +538,13 @@ def run(run, progress=True, log_file=None, preview=None):
             if evaluated:
                 run.validate()
                 if run.plateaued():
-                    bar.write(f"charrnn: no better validation loss in {tc.patience} validations: "
-                              f"stopping early (--patience)", file=sys.stderr)
+                    if root:
+                        bar.write(f"charrnn: no better validation loss in {tc.patience} "
+                                  f"validations: stopping early (--patience)", file=sys.stderr)
                     break
             if (tc.sample_every and run.step % tc.sample_every == 0) or \
                     (not tc.sample_every and evaluated):
-                if preview:
+                if preview and root:
                     preview(run, bar)
             if run.step % tc.checkpoint_every == 0:
                 run.save(run.out)
@@ -528,6 +559,7 @@ def run(run, progress=True, log_file=None, preview=None):
             if run.validate(scheduled=False) is not None and logf:  # the curve ends where the run does
                 logf = _log(logf, bar, _record(run, loss, True, rate, start_time))
         run.elapsed += time.time() - start_time
+        run.comm.check(run.flat, run.step)
         run.save(run.out)
     finally:
         restore()
