@@ -4,6 +4,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import warnings
 
@@ -311,7 +312,8 @@ def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force
             if comm.is_root:
                 say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
                     f"(continue with --resume {output})")
-            sys.exit(128 + e.signum)
+            # SIGUSR1 is how mpirun passes a stop on (README): it ends as SIGTERM does
+            sys.exit(128 + (signal.SIGTERM if e.signum == signal.SIGUSR1 else e.signum))
     if not quiet:
         val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
         say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
