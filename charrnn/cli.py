@@ -401,6 +401,7 @@ def info(checkpoint_path, as_json):
 Examples:
   charrnn inspect-cells model.npz corpora/synthetic.txt --max-chars 50000
   charrnn inspect-cells model.npz code.py --regex '\\bdef\\b.*' --only in_string,in_comment
+  charrnn inspect-cells model.npz notes.txt --lang prose
   charrnn inspect-cells model.npz text.txt --show L1:37,L2:c:5
   charrnn inspect-cells model.npz text.txt --format html --out cells.html --saturation
   charrnn inspect-cells model.npz text.txt --format json | jq '.hypotheses[].verdict'""")
@@ -412,6 +413,10 @@ Examples:
               help="A hypothesis from a file of 'start end' character offsets per line. Repeatable.")
 @click.option("--feature", multiple=True, type=click.Path(),
               help="A hypothesis from a file of one number per character. Repeatable.")
+@click.option("--lang", type=click.Choice(["auto", "c", "python", "shell", "prose", "generic"]),
+              default="auto", show_default=True, help="Language of TEXT, which decides the "
+              "built-in features and how strings and comments are read; auto: from the file "
+              "name, else the text.")
 @click.option("--only", default=None, help="Comma-separated built-in hypotheses to test "
               "(default: all that apply; 'none' for only yours).")
 @click.option("--show", default=None, help="Render these cells without ranking, "
@@ -436,8 +441,8 @@ Examples:
 @click.option("--seed", type=int, default=0, help="Seed of the null's shifts and the untrained model.")
 @click.option("--encoding", default="utf-8", help="Encoding of TEXT and the hypothesis files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show, fmt, out, color,
-                  chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
+def inspect_cells(checkpoint_path, text_file, regex, spans, feature, lang, only, show, fmt, out,
+                  color, chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
                   encoding, quiet):
     """Which cells of the model in CKPT track which feature of TEXT ('-': stdin).
 
@@ -453,6 +458,7 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
     ck = checkpoint.load(checkpoint_path)
     text = read_text([text_file], encoding)
     cli_main(ck, text, dict(regex=regex, spans=spans, feature=feature, only=only, show=show,
+                            lang=lang, filename=None if text_file == "-" else text_file,
                             fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
                             max_chars=max_chars, shifts=shifts, untrained=untrained,
                             saturation=saturation, discover=discover, seed=seed,

@@ -184,6 +184,7 @@ def test_progress_goes_to_stderr_and_out_writes_a_file(files, tmp_path):
     (["--show", "what"], "LAYER:UNIT"),
     (["--only", "in_quote"], "no built-in hypothesis in_quote"),
     (["--regex", "("], "not a regular expression"),
+    (["--lang", "c", "--only", "in_squote"], "in_squote not a feature of c text"),
     (["--format", "json", "--out", "/no/such/folder/r.json"], "cannot write --out"),
 ])
 def test_one_line_errors(files, args, message):
@@ -208,3 +209,19 @@ def test_help_has_examples_and_imports_no_numba():
              "'numba' or m.startswith('charrnn.inspect')), file=sys.stderr)")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert p.returncode == 0 and p.stderr.strip() == "[]", p.stderr
+
+
+def test_the_language_is_detected_shown_and_decides_the_features(files):
+    code, out, err = inspect(files, "--color", "never")
+    assert "# language prose (" in out                       # quotes and words: prose
+    code, out, err = inspect(files, "--color", "never", "--lang", "c", "--format", "json")
+    got = json.loads(out)
+    assert got["lang"]["name"] == "c" and got["lang"]["why"] == "given"
+    assert "in_dquote" in got["lang"]["left_out"] and "in_dquote" not in got["skipped"]
+    assert all(h["name"] != "in_dquote" for h in got["hypotheses"])
+
+
+def test_the_language_choices_are_the_packages():
+    from charrnn.inspect import lang
+    opt = next(p for p in cli.commands["inspect-cells"].params if p.name == "lang")
+    assert list(opt.type.choices) == ["auto", *lang.LANGS]

@@ -18,6 +18,7 @@ import numpy as np
 from charrnn import CharrnnError
 from charrnn.inspect import analyze as an
 from charrnn.inspect import features as ft
+from charrnn.inspect import lang as lg
 from charrnn.inspect.record import DEFAULT_STATE, STATES, record, untrained_params
 
 FORMAT = "charrnn-inspect"
@@ -32,6 +33,8 @@ class Inspection:
         self.cfg, self.vocab, self.text, self.ids, self.rec = cfg, vocab, text, ids, rec
         self.hyps, self.results, self.R, self.settings = hyps, results, R, settings
         self.skipped = []          # names of hypotheses that do not apply to the text
+        self.lang = ("generic", "given")   # the text's language and why
+        self.left_out = []         # built-in features that do not belong to the language
         self.shown = []            # cells asked for with --show: [(layer, state, unit)]
         self.saturation = None
         self.discovered = None
@@ -50,6 +53,7 @@ class Inspection:
                                "local_width": an.LOCAL_WIDTH},
                 "hypotheses": [dict(r, cell=_layer1(r["cell"]), top=[_layer1(t) for t in r["top"]])
                                for r in self.results],
+                "lang": {"name": self.lang[0], "why": self.lang[1], "left_out": self.left_out},
                 "skipped": self.skipped,
                 "shown": [{"layer": l + 1, "state": s, "unit": u} for l, s, u in self.shown],
                 "saturation": self.saturation,
@@ -86,12 +90,13 @@ def parse_cells(spec, cfg):
     return cells
 
 
-def hypotheses(text, builtin=True, regex=(), spans=(), features=(), only=None):
-    """The hypotheses to test, built in first, then the user's. regex: patterns;
-    spans and features: (name, lines). only: built-in names to keep, or None."""
+def hypotheses(text, builtin=True, regex=(), spans=(), features=(), only=None, lang="generic"):
+    """The hypotheses to test, built in first (those of the language), then the
+    user's. regex: patterns; spans and features: (name, lines). only: built-in
+    names to keep, or None."""
     hyps = []
     if builtin:
-        hyps += [h for n, h in ft.builtin(text).items() if only is None or n in only]
+        hyps += [h for n, h in ft.builtin(text, lang).items() if only is None or n in only]
     for pat in regex:
         try:
             hyps.append(ft.from_regex(text, pat))
@@ -182,6 +187,23 @@ def _read_lines(path, encoding):
     return read_text([path], encoding).splitlines()
 
 
+def _only(spec, lang):
+    """--only a,b as a set of built-in names of the language, or None for all."""
+    if not spec:
+        return None
+    only = {s.strip() for s in spec.split(",") if s.strip()} - {"none"}
+    unknown = sorted(only - set(ft.NAMES))
+    if unknown:
+        raise CharrnnError(f"--only: no built-in hypothesis {', '.join(unknown)}; "
+                           f"they are {', '.join(ft.NAMES)}")
+    foreign = sorted(only - set(lg.FEATURES[lang]))
+    if foreign:
+        raise CharrnnError(f"--only: {', '.join(foreign)} not a feature of {lang} text; "
+                           f"give --lang with a language that has it (generic has all but "
+                           f"in_preproc)")
+    return only
+
+
 def cli_main(ck, text, o, log):
     """The inspect-cells command after parsing: o holds the options by name."""
     import os
@@ -195,13 +217,8 @@ def cli_main(ck, text, o, log):
                                f"writable folder")
     if o["max_chars"]:
         text = text[:o["max_chars"]]
-    only = None
-    if o["only"]:
-        only = {s.strip() for s in o["only"].split(",") if s.strip()} - {"none"}
-        unknown = sorted(only - set(ft.NAMES))
-        if unknown:
-            raise CharrnnError(f"--only: no built-in hypothesis {', '.join(unknown)}; "
-                               f"they are {', '.join(ft.NAMES)}")
+    lang, why = lg.resolve(o["lang"], text, o["filename"])
+    only = _only(o["only"], lang)
     show = parse_cells(o["show"], cfg) if o["show"] else []
     # --show alone renders cells without ranking; --only none keeps only the user's
     builtin = not (show and o["only"] is None) and only != set()
@@ -209,15 +226,17 @@ def cli_main(ck, text, o, log):
                       regex=o["regex"],
                       spans=[(p, _read_lines(p, o["encoding"])) for p in o["spans"]],
                       features=[(p, _read_lines(p, o["encoding"])) for p in o["feature"]],
-                      only=only)
+                      only=only, lang=lang)
     quiet = o["quiet"]
     if not quiet:
         log(f"charrnn: {cfg.kind} {cfg.layers}x{cfg.hidden}, {len(text):,} characters, "
-            f"{len(hyps)} hypotheses")
+            f"{len(hyps)} hypotheses, language {lang} ({why})")
     ins = inspect(cfg, ck.params, ck.vocab, text, hyps, untrained=o["untrained"], seed=o["seed"],
                   shifts=o["shifts"], top=o["top"], progress=not quiet,
                   log=None if quiet else (lambda m: log(f"charrnn: {m}")))
-    ins.shown = show
+    ins.shown, ins.lang = show, (lang, why)
+    ins.left_out = [n for n in ft.NAMES if n not in lg.FEATURES[lang]
+                    and (only is None or n in only) and builtin]
     if o["saturation"]:
         ins.saturation = extras.saturation(ins.rec)
     if o["discover"]:

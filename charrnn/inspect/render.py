@@ -109,6 +109,13 @@ def verdict_line(res, name_width=16):
             f"local={_num(res['local'])}  probe={_num(res['probe'])} -> {res['verdict']}")
 
 
+def lang_line(ins):
+    """'# language c (file name x.h); not features of c: in_dquote, ...'"""
+    lang, why = ins.lang
+    left = f"; not features of {lang}: {', '.join(ins.left_out)}" if ins.left_out else ""
+    return f"# language {lang} ({why}){left}"
+
+
 def terminal(ins, color=False, truecolor=False, chars=320, maps=1, width=100):
     """The default report: verdict lines, then per hypothesis its heat maps."""
     out = []
@@ -117,6 +124,7 @@ def terminal(ins, color=False, truecolor=False, chars=320, maps=1, width=100):
         out.append(f"# {len(ins.text):,} characters; cells chosen on the first half, "
                    f"numbers from the second (see docs/inspect.md)")
         out += [verdict_line(r, w) for r in ins.results]
+    out.append(lang_line(ins))
     if ins.skipped:
         out.append(f"# not in this text: {', '.join(ins.skipped)}")
     b_sl = an.halves(len(ins.text))[1]
@@ -241,7 +249,8 @@ def to_html(ins, chars=600, maps=3):
             f"{len(ins.text):,} characters</h1>",
             "<p>Cells chosen on the first half of the text, numbers from the second. "
             "Colour: the activation on a fixed scale, -1 red, 0 white, +1 blue (hover for the "
-            "value); the grey bar beneath is the feature.</p>"]
+            "value); the grey bar beneath is the feature.</p>",
+            f"<p>{html.escape(lang_line(ins)[2:])}.</p>"]
     b_sl = an.halves(len(ins.text))[1]
     for res, h in zip(ins.results, ins.hyps):
         body.append(f'<h2>{html.escape(res["name"])}: {res["verdict"]}</h2>')
