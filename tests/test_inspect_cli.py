@@ -49,10 +49,10 @@ def test_default_report_finds_the_planted_cells(files):
     code, out, err = inspect(files, "--color", "never")
     assert code == 0 and err == ""
     v = verdicts(out)
-    assert re.search(r"L1 (c|tanh_c|h)\[0\]", v["in_dquote"]) and v["in_dquote"].endswith("-> TRACKED")
+    assert re.search(r"L1 (c|tanh_c|h)\[0\]", v["in_dquote"]) and "-> TRACKED:" in v["in_dquote"]
     assert "lag=+0" in v["in_dquote"] and "r=+1.00" in v["in_dquote"]
-    assert "L1 c[1]" in v["column"] and v["column"].endswith("-> TRACKED")
-    assert v["is_space"].endswith("-> LOCAL")
+    assert "L1 c[1]" in v["column"] and "-> TRACKED:" in v["column"]
+    assert "-> LOCAL:" in v["is_space"]
     assert "\x1b" not in out
     assert "# not in this text:" in out and "in_paren" in out
     assert any(set(line) <= set(render.GLYPHS) and line for line in out.splitlines())
@@ -111,14 +111,14 @@ def test_json_is_the_full_result(files):
     code, out, _ = inspect(files, "--format", "json", "--top", "2")
     assert code == 0
     res = json.loads(out)
-    assert res["format"] == "charrnn-inspect" and res["version"] == 1
+    assert res["format"] == "charrnn-inspect" and res["version"] == 2
     assert res["model"]["kind"] == "lstm" and res["chars"] == len(files[3])
     h = {x["name"]: x for x in res["hypotheses"]}
     assert h["in_dquote"]["verdict"] == "TRACKED" and len(h["in_dquote"]["top"]) == 2
     assert h["in_dquote"]["cell"] == dict(h["in_dquote"]["top"][0])
     assert h["in_dquote"]["cell"]["layer"] == 1 and h["in_dquote"]["cell"]["unit"] == 0
     assert h["column"]["cell"]["auc"] is None and h["in_dquote"]["cell"]["auc"] == 1.0
-    for key in ("null99", "p", "untrained", "local", "probe", "probe_untrained"):
+    for key in ("null99", "p", "untrained", "local", "probe", "probe_untrained", "probe_null99"):
         assert isinstance(h["in_dquote"][key], float)
 
 

@@ -22,7 +22,7 @@ from charrnn.inspect import lang as lg
 from charrnn.inspect.record import DEFAULT_STATE, STATES, record, untrained_params
 
 FORMAT = "charrnn-inspect"
-VERSION = 1
+VERSION = 2          # 2: lang, probe_null99 and why; DISTRIBUTED needs the probe null
 
 
 class Inspection:

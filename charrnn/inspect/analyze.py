@@ -15,14 +15,17 @@ on the second half:
   local       how well the last 8 characters alone predict the feature (a
               context-mean table with back-off, fitted on the first half).
   probe       a ridge probe over each layer's memory (c and h, or h), fitted on
-              the first half; the best layer.
+              the first half; the best layer. Its own controls: probe_null99, the
+              99th percentile of the best probe when the feature is circularly
+              rolled within each half (PROBE_SHIFTS offsets, lag 0), and
+              probe_untrained, the probe over the untrained model.
 
 Verdicts, in this order:
   LOCAL        local >= LOCAL_MIN: the last few characters already determine it.
   TRACKED      one cell: |r| >= R_MIN, |r| > null99, p <= P_MAX, |r| beats the
                untrained model by MARGIN and beats local.
-  DISTRIBUTED  no single cell, but the probe reaches R_MIN and beats the untrained
-               probe and local by MARGIN.
+  DISTRIBUTED  no single cell, but the probe reaches R_MIN, beats its null99 and
+               beats the untrained probe and local by MARGIN.
   LOCAL        local >= R_MIN and nothing in the model does better.
   NOT FOUND    otherwise.
 """
@@ -36,6 +39,7 @@ MARGIN = 0.1      # by how much it must beat the untrained model and locality
 LOCAL_MIN = 0.9   # the last 8 characters predict the feature this well: LOCAL
 P_MAX = 0.01
 SHIFTS = 100      # circular shifts of the null; 1/(S+1) is the smallest p
+PROBE_SHIFTS = 20  # of the probe's null: each refits a ridge per layer, so fewer
 LOCAL_WIDTH = 8
 LAG_COST = 0.002  # |r| a cell must gain per step of lag to be chosen at that lag
 
@@ -87,47 +91,86 @@ def best_cells(R, j, top=1):
     return [(int(i // H), int(i % H), int(k_best[i // H, i % H])) for i in order]
 
 
-def _probe(blocks, groups, F, parts, lags):
-    """r (Λ, J) of the best ridge probe over the groups of blocks, per lag. Every
-    lag regresses F[s - lag] on X[s] over the same steps s, so one Gram matrix per
-    group and half serves them all (lags stacked as right-hand sides)."""
-    m, J = max(lags), F.shape[1]
-    out = np.full((len(lags), J), -np.inf)
-    steps = [slice(sl.start + m, sl.stop) for sl in parts]
-    Ys = [np.concatenate([F[st.start - lag:st.stop - lag] for lag in lags], axis=1) for st in steps]
-    for g in groups:
-        X = np.concatenate([blocks[b] for b in g], axis=1)
-        r = stats.ridge_r(X[steps[0]], Ys[0], X[steps[1]], Ys[1])             # (Λ * J,)
-        out = np.maximum(out, r.reshape(len(lags), J))
+def probe_steps(parts, lags=LAGS):
+    """The steps s of each part the probe reads: every lag pairs X[s] with F[s - lag]."""
+    return [slice(sl.start + max(lags), sl.stop) for sl in parts]
+
+
+def probe_targets(F, parts, lags=LAGS, offsets=()):
+    """Per part, the probe's right-hand sides: F[s - lag] for each lag, (n, Λ J), then
+    F[s] rolled by each offset within the part, (n, S J)."""
+    out = []
+    for st in probe_steps(parts, lags):
+        Y = [F[st.start - lag:st.stop - lag] for lag in lags]
+        Y += [np.roll(F[st], o % (st.stop - st.start), axis=0) for o in offsets]
+        out.append(np.concatenate(Y, axis=1))
     return out
 
 
+def _probe(blocks, groups, F, parts, offsets=()):
+    """r (Λ, J) of the best ridge probe over the groups of blocks, per lag, and
+    (J, S) the best probe's r for F rolled by each offset. Every lag regresses
+    F[s - lag] on X[s] over the same steps s, so one Gram matrix per group and half
+    serves them all (lags and rolls stacked as right-hand sides)."""
+    J, L = F.shape[1], len(LAGS)
+    steps = probe_steps(parts)
+    Ys = probe_targets(F, parts, LAGS, offsets)
+    out = np.full(Ys[0].shape[1], -np.inf)
+    for g in groups:
+        X = np.concatenate([blocks[b] for b in g], axis=1)
+        out = np.maximum(out, stats.ridge_r(X[steps[0]], Ys[0], X[steps[1]], Ys[1]))
+    return out[:L * J].reshape(L, J), out[L * J:].reshape(len(offsets), J).T
+
+
 def controls(blocks, groups, F, parts, seed, n_shifts):
-    """What a model's blocks give, as arrays: R (scan), probe (Λ, J), null (J, S)."""
+    """What a model's blocks give, as arrays: R (scan), probe (Λ, J), null (J, S) and
+    the probe's null (J, S') (None without shifts)."""
     R = scan(blocks, F, parts)
-    probe = _probe(blocks, groups, F, parts, LAGS)
     b_sl = parts[1]
-    if not n_shifts:
-        return R, probe, None
-    Z = [stats.zscore(a[b_sl]) for a in blocks]
     rng = np.random.default_rng(seed)
-    offsets = stats.shifts(b_sl.stop - b_sl.start, n_shifts, rng)
+    offsets = stats.shifts(b_sl.stop - b_sl.start, n_shifts, rng) if n_shifts else []
+    probe, probe_null = _probe(blocks, groups, F, parts, offsets[:PROBE_SHIFTS])
+    if not n_shifts:
+        return R, probe, None, None
+    Z = [stats.zscore(a[b_sl]) for a in blocks]
     null = np.stack([stats.shift_null(Z, F[b_sl, j], offsets) for j in range(F.shape[1])])
-    return R, probe, null
+    return R, probe, null, probe_null
 
 
-def verdict(r, null99, p, untrained, local, probe, probe_untrained):
-    """r: the chosen cell's held-out r in the direction chosen (0 if it flipped)."""
+def _first_failed(tests):
+    """The first (passed, text) whose test fails, or None when all pass."""
+    return next((text for ok, text in tests if not ok), None)
+
+
+def decide(r, null99, p, untrained, local, probe, probe_untrained, probe_null99=0.0):
+    """(verdict, why): the verdict and the control that decided it. r: the chosen
+    cell's held-out r in the direction chosen (0 if it flipped)."""
     if local >= LOCAL_MIN:
-        return "LOCAL"
-    if (r >= R_MIN and r > null99 and p <= P_MAX and r >= untrained + MARGIN
-            and r > local):
-        return "TRACKED"
-    if probe >= R_MIN and probe >= probe_untrained + MARGIN and probe >= local + MARGIN:
-        return "DISTRIBUTED"
+        return "LOCAL", f"local {local:.2f} >= {LOCAL_MIN}"
+    cell = _first_failed([(r >= R_MIN, f"cell r {r:.2f} < {R_MIN}"),
+                          (r > null99, f"cell r {r:.2f} <= its null99 {null99:.2f}"),
+                          (p <= P_MAX, f"cell p {p:.3f} > {P_MAX}"),
+                          (r >= untrained + MARGIN, f"cell r {r:.2f} < untrained {untrained:.2f} "
+                                                    f"+ {MARGIN}"),
+                          (r > local, f"cell r {r:.2f} <= local {local:.2f}")])
+    if cell is None:
+        return "TRACKED", "the cell beats its null, the untrained model and local"
+    pr = _first_failed([(probe >= R_MIN, f"probe {probe:.2f} < {R_MIN}"),
+                        (probe > probe_null99, f"probe {probe:.2f} <= its null99 "
+                                               f"{probe_null99:.2f}"),
+                        (probe >= probe_untrained + MARGIN, f"probe {probe:.2f} < untrained "
+                                                            f"{probe_untrained:.2f} + {MARGIN}"),
+                        (probe >= local + MARGIN, f"probe {probe:.2f} < local {local:.2f} "
+                                                  f"+ {MARGIN}")])
+    if pr is None:
+        return "DISTRIBUTED", f"{cell}; the probe beats its null, the untrained probe and local"
     if local >= R_MIN and local >= max(r, probe):
-        return "LOCAL"
-    return "NOT FOUND"
+        return "LOCAL", f"local {local:.2f} >= {R_MIN} and the model does no better"
+    return "NOT FOUND", f"{cell}; {pr}"
+
+
+def verdict(*args):
+    return decide(*args)[0]
 
 
 def analyze(blocks, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=SHIFTS, top=3,
@@ -141,10 +184,10 @@ def analyze(blocks, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=S
     F = np.stack([h.values for h in hyps], axis=1)                   # (T, J)
     say = progress or (lambda msg: None)
     say("correlating")
-    R, probe, null = controls(blocks, groups, F, parts, seed, n_shifts)
+    R, probe, null, probe_null = controls(blocks, groups, F, parts, seed, n_shifts)
     if untrained is not None:
         say("the untrained baseline")
-        Ru, probe_u, _ = controls(untrained, groups, F, parts, seed, 0)
+        Ru, probe_u, _, _ = controls(untrained, groups, F, parts, seed, 0)
     say("the locality baseline")
     local = np.stack([stats.local_r(ids, F, *parts, width=LOCAL_WIDTH, lag=lag) for lag in LAGS])
     results = []
@@ -157,14 +200,16 @@ def analyze(blocks, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=S
                "null99": float(np.quantile(null[j], 0.99)) if n_shifts else None,
                "p": stats.p_value(null[j], r) if n_shifts else None,
                "untrained": None, "probe_untrained": None,
+               "probe_null99": float(np.quantile(probe_null[j], 0.99)) if n_shifts else None,
                "local": float(local[k, j]), "probe": float(probe[k, j])}
         if untrained is not None:
             bu, uu, ku = best_cells(Ru, j)[0]
             res["untrained"] = float(abs(Ru[1, bu, ku, uu, j]))
             res["probe_untrained"] = float(probe_u[k, j])
-        res["verdict"] = verdict(r, res["null99"] if n_shifts else 0.0,
-                                 res["p"] if n_shifts else 0.0, res["untrained"] or 0.0,
-                                 res["local"], res["probe"], res["probe_untrained"] or 0.0)
+        res["verdict"], res["why"] = decide(r, res["null99"] or 0.0, res["p"] or 0.0,
+                                            res["untrained"] or 0.0, res["local"], res["probe"],
+                                            res["probe_untrained"] or 0.0,
+                                            res["probe_null99"] or 0.0)
         results.append(res)
     return results, R
 

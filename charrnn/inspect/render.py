@@ -106,7 +106,9 @@ def verdict_line(res, name_width=16):
     return (f"{res['name']:<{name_width}} {cell_name(c):<14} r={_num(c['r'], signed=True)}  "
             f"AUC={_num(c['auc'])}  lag={c['lag']:+d}  null99={_num(res['null99'])}  "
             f"p={_num(res['p'], '.3f')}  untrained={_num(res['untrained'])}  "
-            f"local={_num(res['local'])}  probe={_num(res['probe'])} -> {res['verdict']}")
+            f"local={_num(res['local'])}  probe={_num(res['probe'])} "
+            f"(null99 {_num(res.get('probe_null99'))}, untrained {_num(res['probe_untrained'])})"
+            f" -> {res['verdict']}: {res.get('why', '')}")
 
 
 def lang_line(ins):
