@@ -35,7 +35,8 @@ def planted_columns():
 
 
 def run_columns(X, ids, f):
-    res, _ = an.analyze([X], [(0, "x")], [[0]], ids, [Hypothesis("f", f, True)], seed=1)
+    res, _, _ = an.analyze(an.from_arrays([X]), [(0, "x")], [[0]], ids, [Hypothesis("f", f, True)],
+                           seed=1)
     return res[0]
 
 

@@ -1,0 +1,80 @@
+"""inspect/stream.py: the statistics summed chunk by chunk as the text streams
+through the model equal, up to float rounding, those computed with every state in
+memory at once (tests/inspect_memory.py, the computation inspect-cells used to do)."""
+import numpy as np
+import pytest
+
+from charrnn import synth
+from charrnn.inspect import analyze as an
+from charrnn.inspect import extras, hypotheses, stats, stream
+from charrnn.inspect import record as rc
+from charrnn.model import ModelConfig
+from tests import inspect_memory as memory
+
+
+@pytest.fixture(scope="module")
+def model():
+    text = synth.generate(4001, seed=4)              # odd: the halves differ by one
+    vocab = sorted(set(text))
+    cfg = ModelConfig(kind="lstm", layers=2, hidden=12, vocab_size=len(vocab))
+    p = rc.untrained_params(cfg, seed=3)
+    ids = np.array([vocab.index(ch) for ch in text])
+    hyps = [h for h in hypotheses(text) if h.values.std() > 0]
+    return cfg, p, ids, hyps, rc.record(cfg, p, ids)
+
+
+@pytest.mark.parametrize("chunk", [1000, 257])
+def test_streamed_controls_equal_the_all_in_memory_ones(model, chunk):
+    cfg, p, ids, hyps, rec = model
+    names, groups = rc.blocks(cfg), rc.memory_groups(cfg)
+    parts = an.halves(len(ids))
+    F = np.stack([h.values for h in hyps], axis=1)
+    R, probe, null, probe_null = memory.controls([rec[b] for b in names], groups, F, parts,
+                                                 seed=2, n_shifts=30)
+    offsets = stats.shifts(parts[1].stop - parts[1].start, 30, np.random.default_rng(2))
+    st = stream.Stream(names, groups, hyps, parts, an.LAGS, offsets, offsets[:an.PROBE_SHIFTS])
+    for t0, states in rc.chunks(cfg, p, ids, (parts[1].start,), chunk=chunk):
+        if t0 == parts[1].start:
+            st.half_done()
+        st.add(int(t0 >= parts[1].start), t0, states)
+    np.testing.assert_allclose(np.stack([st.scan(0), st.scan(1)]), R, atol=5e-5)   # float32 sums
+    np.testing.assert_allclose(st.shift_null(), null, atol=5e-5)
+    L, J = len(an.LAGS), len(hyps)
+    got = st.probe.r()
+    np.testing.assert_allclose(got[:L * J].reshape(L, J), probe, atol=1e-4)
+    np.testing.assert_allclose(got[L * J:].reshape(-1, J).T, probe_null, atol=1e-4)
+
+
+def test_streamed_extras_equal_the_all_in_memory_ones(model):
+    cfg, p, ids, hyps, rec = model
+    names = rc.blocks(cfg)
+    sat, mom = extras.Saturation(names, cfg.kind), extras.Moments(names)
+    for t0, states in rc.chunks(cfg, p, ids, chunk=333):
+        sat.add(t0, states)
+        mom.add(t0, states)
+    want = memory.saturation(rec, extras.SIGMOID_GATES[cfg.kind])
+    for s in sat.result():
+        left, right = want[(s["layer"] - 1, s["gate"])]
+        np.testing.assert_allclose(s["left"], left)
+        np.testing.assert_allclose(s["right"], right)
+    for b in mom.blocks:
+        a = rec[names[b]].astype(np.float64)
+        auto, bimod = mom.scores(b)
+        np.testing.assert_allclose(auto, memory.persistence(a), atol=1e-6)
+        np.testing.assert_allclose(bimod, memory.bimodality(a), atol=1e-6)
+
+
+def test_the_pipeline_keeps_only_the_chosen_cells(model):
+    """inspect() keeps the second half of the chosen and shown cells, nothing else,
+    and their values are the recorded ones."""
+    from charrnn.inspect import inspect
+    cfg, p, ids, hyps, rec = model
+    text = synth.generate(4001, seed=4)
+    vocab = sorted(set(text))
+    ins = inspect(cfg, p, vocab, text, hyps[:3], top=2, show=[(1, "f", 5)], untrained=False)
+    half = len(ids) // 2
+    want = {(c["layer"], c["state"], c["unit"]) for r in ins.results for c in r["top"]}
+    assert set(ins.traces) == want | {(1, "f", 5)}
+    for (l, s, u), tr in ins.traces.items():
+        np.testing.assert_array_equal(tr.values, rec[(l, s)][half:, u])
+        assert tr[half + 7] == rec[(l, s)][half + 7, u]
