@@ -7,17 +7,73 @@ S shifts of the null, D probe inputs of a layer (2H or H), Q probe targets.
 Every chunk lies inside one half (part p). For every block b, lag k:
     n, sums of a and a^2 over the rows t >= start + lag of the part, and
     sum a[t] zf_k[t - lag]   (zf_k: the feature z-scored over the rows it pairs with)
-which give r exactly as scan() does over the whole half: the z-scored feature sums
-to 0, so the activation's mean drops out. The activations are shifted by the first
-chunk's means first (ref), so float32 products do not subtract large means.
+which give r exactly as a scan over the whole half does. Each chunk is centred on
+its own mean before the float32 product, and the chunk means are put back in float64
+at the end (Cross): a nearly constant unit far from 0 (a saturated gate) would
+otherwise lose its variance to rounding, and its r would be noise divided by ~0.
 The null needs sum a[t] zf(t - o mod n) for every offset o on the second half only.
-The probe needs, on the first half, X'^T X' and X'^T Y per layer (X' = X - ref,
-Y centred by its known means); its ridge weights W are solved at the half, and on
-the second half the predictions X W stream into sums of pred, pred^2 and pred Y.
+The probe needs, on the first half, the Gram matrix and X^T Y per layer (Y centred
+by its known means); its ridge weights W are solved at the half, and on the second
+half the predictions X W stream into sums of pred, pred^2 and pred Y.
 """
 import numpy as np
 
-ALPHA = 1e-2   # ridge penalty per step, as stats.ridge_r
+ALPHA = 1e-2   # ridge penalty per step, as the all-in-memory ridge regression
+
+
+class Cross:
+    """Sums over chunks of rows a (c, H) and f (c, Q): n, the mean and variance of a,
+    sum (a - mean) f^T and, with gram, sum (a - mean)(a - mean)^T, all about the
+    mean of every row added, which is known only at the end. Each chunk is centred on
+    m, its mean rounded to float32 (the float64 mean: a float32 one of 1000 values
+    near 1 is off by 1e-6, more than a saturated unit varies); with d = m - mean and
+    x = a - m, sum (a - mean) f^T = sum x f^T + sum_chunks d (sum f)^T."""
+
+    def __init__(self, gram=False):
+        self.gram, self.means, self.counts, self.xsums, self.fsums = gram, [], [], [], []
+        self.diagonal = False
+        self.s2 = self.af = self.aa = 0.0
+
+    def add(self, a, f=None, diagonal=False):
+        """diagonal: f has a's columns, and only column q of a with column q of f is
+        summed (cross() then gives (Q,))."""
+        m = a.mean(axis=0, dtype=np.float64).astype(a.dtype)
+        x = a - m                                                # (c, H), centred
+        self.means.append(m.astype(np.float64))
+        self.counts.append(len(a))
+        self.xsums.append(x.sum(axis=0, dtype=np.float64))
+        self.s2 = self.s2 + np.square(x, dtype=np.float64).sum(axis=0)
+        if f is not None:
+            self.af = self.af + ((x * f).sum(axis=0, dtype=np.float64) if diagonal else x.T @ f)
+            self.fsums.append(f.sum(axis=0, dtype=np.float64))
+        self.diagonal = diagonal
+        if self.gram:
+            self.aa = self.aa + (x.T @ x).astype(np.float64)
+
+    @property
+    def n(self):
+        return sum(self.counts)
+
+    def mean(self):
+        return (np.asarray(self.counts) @ np.array(self.means) + sum(self.xsums)) / self.n
+
+    def _d(self):
+        return np.array(self.means) - self.mean()                # (chunks, H)
+
+    def var(self):
+        d, xs = self._d(), np.array(self.xsums)
+        return (self.s2 + 2 * (d * xs).sum(axis=0) + np.asarray(self.counts) @ np.square(d)) \
+            / self.n
+
+    def cross(self):
+        """sum over rows of (a - mean) f^T: (H, Q) float64."""
+        d, fs = self._d(), np.array(self.fsums)
+        return self.af + ((d * fs).sum(axis=0) if self.diagonal else d.T @ fs)
+
+    def gram_matrix(self):
+        """sum over rows of (a - mean)(a - mean)^T: (H, H) float64."""
+        d, xs = self._d(), np.array(self.xsums)
+        return self.aa + d.T @ xs + xs.T @ d + (d.T * np.asarray(self.counts)) @ d
 
 
 def _centred(hyps, rows, mean, inv):
@@ -32,69 +88,56 @@ def _moments(hyps, a, b):
             np.array([h.values[a:b].std() for h in hyps]))
 
 
+def _inverse(sd, mean, tol):
+    """1 / sd, and 0 where sd is 0 up to rounding (a constant column: r = 0)."""
+    return np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > tol * (1 + np.abs(mean)))
+
+
 class Stream:
     """The sums for one model. names: [(layer, state)] of the blocks; groups: block
     indices of each layer's probe inputs; parts: the two halves; offsets: the null's
     circular shifts on the second half (empty: no null); probe_offsets: the probe's."""
 
     def __init__(self, names, groups, hyps, parts, lags, offsets=(), probe_offsets=()):
-        self.names, self.groups, self.hyps, self.parts, self.lags = names, groups, hyps, parts, lags
-        self.offsets, self.probe_offsets = np.asarray(offsets, int), np.asarray(probe_offsets, int)
-        J, L, B = len(hyps), len(lags), len(names)
+        self.names, self.hyps, self.parts, self.lags = names, hyps, parts, lags
+        self.offsets = np.asarray(offsets, int)
         self.zf = []                       # per part and lag: (mean, 1/sd) of the paired features
         for sl in parts:
             per = []
             for lag in lags:
                 mean, sd = _moments(hyps, sl.start, sl.stop - lag)
-                per.append((mean, np.divide(1.0, sd, out=np.zeros_like(sd),
-                                            where=sd > 1e-12 * (1 + np.abs(mean)))))
+                per.append((mean, _inverse(sd, mean, 1e-12)))
             self.zf.append(per)
-        self.ref = [None] * B
-        self.n = np.zeros((2, L))
-        self.af = None                     # allocated at the first chunk, which gives H
-        self.null = None
-        self.probe = _Probe(groups, hyps, parts, lags, self.probe_offsets)
+        # sums[p][k][b]: block b against the features at lag k on part p; on the second
+        # half at lag 0 the rolled features of the null ride along as more columns
+        self.sums = [[[Cross() for _ in names] for _ in lags] for _ in parts]
+        self.probe = _Probe(groups, hyps, parts, lags, np.asarray(probe_offsets, int))
 
     def add(self, p, t0, states):
         """states: [(c, H)] float32 per block, rows t0.. of part p."""
         sl = self.parts[p]
         t1 = t0 + len(states[0])
-        if self.af is None:
-            self._allocate(states)
         for k, lag in enumerate(self.lags):
             lo = max(t0, sl.start + lag)
             if lo >= t1:
                 continue
-            self.n[p, k] += t1 - lo
             mean, inv = self.zf[p][k]
-            zf = _centred(self.hyps, np.arange(lo - lag, t1 - lag), mean, inv)      # (c', J)
+            f = _centred(self.hyps, np.arange(lo - lag, t1 - lag), mean, inv)      # (c', J)
+            if p == 1 and k == 0 and len(self.offsets):
+                f = np.concatenate([f, self._rolled(t0, t1)], axis=1)
             for b, a in enumerate(states):
-                x = a[lo - t0:] - self.ref[b]
-                self.S1[p, b, k] += x.sum(axis=0, dtype=np.float64)
-                self.S2[p, b, k] += np.square(x, dtype=np.float64).sum(axis=0)
-                self.af[p, b, k] += x.T @ zf
-        if p == 1 and len(self.offsets):
-            self._add_null(t0, t1, states)
-        self.probe.add(p, t0, [s - r for s, r in zip(states, self.ref)])
+                self.sums[p][k][b].add(a[lo - t0:], f)
+        self.probe.add(p, t0, states)
 
-    def _allocate(self, states):
-        B, L, J, H = len(states), len(self.lags), len(self.hyps), states[0].shape[1]
-        self.ref = [a.mean(axis=0) for a in states]
-        self.S1, self.S2 = np.zeros((2, B, L, H)), np.zeros((2, B, L, H))
-        self.af = np.zeros((2, B, L, H, J))
-        if len(self.offsets):
-            self.null = np.zeros((B, H, J * len(self.offsets)), np.float32)
-
-    def _add_null(self, t0, t1, states):
-        """sum over rows of a[t] zf(t - o mod n), every offset o, features major."""
+    def _rolled(self, t0, t1):
+        """(c, J * S) float32: the z-scored features at rows t0..t1 of the second half,
+        rolled by every offset (features major), as np.roll(zf, o) gives."""
         sl = self.parts[1]
         n = sl.stop - sl.start
         mean, inv = self.zf[1][0]
         idx = sl.start + (np.arange(t0 - sl.start, t1 - sl.start)[:, None] - self.offsets) % n
         Fs = np.stack([(h.values[idx] - mean[j]) * inv[j] for j, h in enumerate(self.hyps)], 1)
-        Fs = Fs.reshape(len(idx), -1).astype(np.float32)                    # (c, J * S)
-        for b, a in enumerate(states):
-            self.null[b] += (a - self.ref[b]).T @ Fs
+        return Fs.reshape(len(idx), -1).astype(np.float32)
 
     def half_done(self):
         """Called between the halves: the probe solves its weights."""
@@ -102,30 +145,32 @@ class Stream:
 
     def scan(self, p):
         """R[b, k]: (H, J) r of every unit with every feature at each lag on part p,
-        as a scan over the whole part would give."""
-        n = self.n[p][None, :, None]
-        mean = self.S1[p] / n
-        sd = np.sqrt(np.maximum(self.S2[p] / n - mean * mean, 0.0))
-        mean = mean + np.stack(self.ref)[:, None, :]
-        scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-6 * (1 + np.abs(mean)))
-        return (scale[..., None] * self.af[p] / n[..., None]).astype(np.float32)
+        as a scan over the whole part gives."""
+        J = len(self.hyps)
+        out = []
+        for b in range(len(self.names)):
+            per = []
+            for k in range(len(self.lags)):
+                c = self.sums[p][k][b]
+                scale = _inverse(np.sqrt(c.var()), c.mean(), 1e-6)
+                per.append(scale[:, None] * c.cross()[:, :J] / c.n)
+            out.append(per)
+        return np.array(out, np.float32)
 
     def shift_null(self):
         """(J, S): the best |r| over all units of all blocks for each rolled feature."""
-        n = self.n[1, 0]
-        mean = self.S1[1, :, 0] / n
-        sd = np.sqrt(np.maximum(self.S2[1, :, 0] / n - mean * mean, 0.0))
-        mean = mean + np.stack(self.ref)
-        scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-12 * (1 + np.abs(mean)))
-        best = np.abs(self.null * scale[:, :, None]).max(axis=(0, 1)) / n
-        return best.reshape(len(self.hyps), len(self.offsets))
+        J, best = len(self.hyps), 0.0
+        for c in self.sums[1][0]:
+            scale = _inverse(np.sqrt(c.var()), c.mean(), 1e-12)
+            best = np.maximum(best, np.abs(scale[:, None] * c.cross()[:, J:]).max(axis=0) / c.n)
+        return best.reshape(J, len(self.offsets))
 
 
 class _Probe:
     """Ridge probes over each layer's memory: fitted on the first half from sums, and
     scored on the second from streamed predictions. Targets: F[s - lag] for each lag,
-    then F[s] rolled by each probe offset within the part, over the steps s of
-    analyze.probe_steps."""
+    then F[s] rolled by each probe offset within the part, over the steps s from
+    max(lags) into each part (every lag reads the same states)."""
 
     def __init__(self, groups, hyps, parts, lags, offsets):
         self.groups, self.hyps, self.lags, self.offsets = groups, hyps, lags, offsets
@@ -136,11 +181,9 @@ class _Probe:
             m += [_moments(hyps, st.start, st.stop)] * len(offsets)
             self.ymean.append(np.concatenate([mean for mean, _ in m]))
             self.yvar.append(np.concatenate([sd * sd for _, sd in m]))
-        G = len(groups)
-        self.n = 0
-        self.xs, self.xx, self.xy = [0.0] * G, [0.0] * G, [0.0] * G
+        self.sums = [Cross(gram=True) for _ in groups]
         self.W = self.mu = self.sd = None
-        self.pred = [np.zeros((3, len(self.ymean[1]))) for _ in groups]   # sums p, p^2, p y
+        self.pred = [Cross() for _ in groups]      # the predictions against the targets
 
     def targets(self, st, a, b):
         """(b - a, Q) float64: the probe's targets at steps a..b of the part's steps st."""
@@ -161,40 +204,29 @@ class _Probe:
         for g, blocks in enumerate(self.groups):
             X = np.concatenate([states[b][lo - t0:] for b in blocks], axis=1)
             if p == 0:
-                self.xs[g] = self.xs[g] + X.sum(axis=0, dtype=np.float64)
-                self.xx[g] = self.xx[g] + (X.T @ X).astype(np.float64)
-                self.xy[g] = self.xy[g] + (X.T @ Yc).astype(np.float64)
-            else:
-                P = ((X - self.mu[g]) / self.sd[g]).astype(np.float32) @ self.W[g]   # (c, Q)
-                self.pred[g] += [P.sum(axis=0, dtype=np.float64),
-                                 np.square(P, dtype=np.float64).sum(axis=0),
-                                 (P * Yc).sum(axis=0, dtype=np.float64)]
-        if p == 0:
-            self.n += t1 - lo
+                self.sums[g].add(X, Yc)
+                continue
+            P = ((X - self.mu[g]) / self.sd[g]).astype(np.float32) @ self.W[g]   # (c, Q)
+            self.pred[g].add(P, Yc, diagonal=True)
 
     def solve(self):
         """Ridge weights per layer from the first half's sums, inputs z-scored."""
-        n = self.n
         self.mu, self.sd, self.W = [], [], []
-        for g in range(len(self.groups)):
-            mu = self.xs[g] / n
-            cov = self.xx[g] / n - np.outer(mu, mu)
-            sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        for c in self.sums:
+            n, mu = c.n, c.mean()
+            sd = np.sqrt(c.var())
             sd[sd < 1e-12] = 1.0
-            G = n * cov / np.outer(sd, sd) + ALPHA * n * np.eye(len(sd))
-            W = np.linalg.solve(G, self.xy[g] / sd[:, None])
-            self.mu.append(mu.astype(np.float32))
-            self.sd.append(sd.astype(np.float32))
+            G = c.gram_matrix() / np.outer(sd, sd) + ALPHA * n * np.eye(len(sd))
+            W = np.linalg.solve(G, c.cross() / sd[:, None])
+            self.mu.append(mu)
+            self.sd.append(sd)
             self.W.append(W.astype(np.float32))
 
     def r(self):
         """(Q,) the best layer's held-out r per target."""
-        st = self.steps[1]
-        n = st.stop - st.start
         out = np.full(len(self.yvar[1]), -np.inf)
-        for s1, s2, sy in self.pred:
-            var = s2 / n - (s1 / n) ** 2
-            den = np.sqrt(var * self.yvar[1])
-            r = np.divide(sy / n, den, out=np.zeros_like(den), where=den > 1e-12)
+        for c in self.pred:
+            den = np.sqrt(c.var() * self.yvar[1])
+            r = np.divide(c.cross() / c.n, den, out=np.zeros_like(den), where=den > 1e-12)
             out = np.maximum(out, r)
         return out
