@@ -225,3 +225,17 @@ def test_the_language_choices_are_the_packages():
     from charrnn.inspect import lang
     opt = next(p for p in cli.commands["inspect-cells"].params if p.name == "lang")
     assert list(opt.type.choices) == ["auto", *lang.LANGS]
+
+
+def test_the_page_names_cjk_fonts_before_the_generic_ones(files, tmp_path):
+    """CJK text needs a font that has it: the page lists common CJK families after
+    the Latin ones, so a reader's browser uses one it has, and ends each list with
+    the generic family, so a machine without any still shows the text."""
+    dest = tmp_path / "p.html"
+    code, _, _ = inspect(files, "--format", "html", "--out", dest)
+    page = dest.read_text(encoding="utf-8")
+    for rule in ("body", ".cellrow", ".verdict"):
+        family = re.search(re.escape(rule) + r" \{[^}]*font-family: ([^;]+);", page).group(1)
+        assert "Noto Sans" in family and "CJK" in family and "PingFang SC" in family
+        assert family.rstrip().endswith(("monospace", "sans-serif"))
+        assert family.index("DejaVu") < family.index("CJK")

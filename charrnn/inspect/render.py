@@ -305,19 +305,28 @@ def to_csv(ins, stream):
 
 # -- HTML ------------------------------------------------------------------------
 
+# Latin fonts first, then CJK ones where the reader's machine has any (a browser
+# takes each character from the first listed font that has it), then the generic
+MONO = ('ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, "Noto Sans Mono CJK SC", '
+        '"Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei Mono", "PingFang SC", '
+        '"Hiragino Sans", "Microsoft YaHei", "MS Gothic", "Malgun Gothic", monospace')
+SANS = ('system-ui, "DejaVu Sans", Helvetica, Arial, "Noto Sans CJK SC", "Source Han Sans SC", '
+        '"PingFang SC", "Hiragino Sans", "Microsoft YaHei", "Malgun Gothic", sans-serif')
+
 STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #111; background: #fff; }
+body { font-family: SANS; margin: 1.5em; color: #111; background: #fff; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.4em 0 0.3em; }
-.verdict { font-family: monospace; white-space: pre; font-size: 0.85em; }
-.cellrow { font-family: monospace; font-size: 0.9em; margin: 0.2em 0 0.8em; overflow-x: auto; }
+.verdict { font-family: MONO; white-space: pre; font-size: 0.85em; }
+.cellrow { font-family: MONO; font-size: 0.9em; margin: 0.2em 0 0.8em; overflow-x: auto; }
 .line { white-space: pre; line-height: 1.35; color: #000; }
 .feat { white-space: pre; line-height: 0; height: 5px; margin-bottom: 3px; color: transparent;
   overflow: hidden; }
 .feat span { display: inline-block; height: 5px; vertical-align: top; }
-.label { font-family: monospace; font-size: 0.8em; color: #555; margin-top: 0.6em; }
-table { border-collapse: collapse; font-family: monospace; font-size: 0.85em; }
+.label { font-family: MONO; font-size: 0.8em; color: #555; margin-top: 0.6em; }
+table { border-collapse: collapse; font-family: MONO; font-size: 0.85em; }
+pre { font-family: MONO; }
 td, th { padding: 0.1em 0.6em; text-align: right; border-bottom: 1px solid #ddd; }
-"""
+""".replace("MONO", MONO).replace("SANS", SANS)
 
 SCRIPT = """
 (function () {
