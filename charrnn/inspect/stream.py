@@ -34,9 +34,10 @@ class Cross:
         self.diagonal = False
         self.s2 = self.af = self.aa = 0.0
 
-    def add(self, a, f=None, diagonal=False):
+    def add(self, a, f=None, diagonal=False, fsum=None):
         """diagonal: f has a's columns, and only column q of a with column q of f is
-        summed (cross() then gives (Q,))."""
+        summed (cross() then gives (Q,)); fsum: f's column sums, when several Cross
+        share one f (kept once, not once per Cross)."""
         m = a.mean(axis=0, dtype=np.float64).astype(a.dtype)
         x = a - m                                                # (c, H), centred
         self.means.append(m.astype(np.float64))
@@ -45,7 +46,7 @@ class Cross:
         self.s2 = self.s2 + np.square(x, dtype=np.float64).sum(axis=0)
         if f is not None:
             self.af = self.af + ((x * f).sum(axis=0, dtype=np.float64) if diagonal else x.T @ f)
-            self.fsums.append(f.sum(axis=0, dtype=np.float64))
+            self.fsums.append(f.sum(axis=0, dtype=np.float64) if fsum is None else fsum)
         self.diagonal = diagonal
         if self.gram:
             self.aa = self.aa + (x.T @ x).astype(np.float64)
@@ -125,8 +126,9 @@ class Stream:
             f = _centred(self.hyps, np.arange(lo - lag, t1 - lag), mean, inv)      # (c', J)
             if p == 1 and k == 0 and len(self.offsets):
                 f = np.concatenate([f, self._rolled(t0, t1)], axis=1)
+            fsum = f.sum(axis=0, dtype=np.float64)
             for b, a in enumerate(states):
-                self.sums[p][k][b].add(a[lo - t0:], f)
+                self.sums[p][k][b].add(a[lo - t0:], f, fsum=fsum)
         self.probe.add(p, t0, states)
 
     def _rolled(self, t0, t1):
