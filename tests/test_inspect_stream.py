@@ -24,8 +24,10 @@ def model():
     return cfg, p, ids, hyps, rc.record(cfg, p, ids)
 
 
-@pytest.mark.parametrize("chunk", [1000, 257])
-def test_streamed_controls_equal_the_all_in_memory_ones(model, chunk):
+@pytest.mark.parametrize("chunk,fold", [(1000, 64), (257, 64), (257, 2)])
+def test_streamed_controls_equal_the_all_in_memory_ones(model, chunk, fold, monkeypatch):
+    """fold 2: the chunks are folded into the running sums every second chunk."""
+    monkeypatch.setattr(stream.Cross, "FOLD", fold)
     cfg, p, ids, hyps, rec = model
     names, groups = rc.blocks(cfg), rc.memory_groups(cfg)
     parts = an.halves(len(ids))
@@ -46,7 +48,8 @@ def test_streamed_controls_equal_the_all_in_memory_ones(model, chunk):
     np.testing.assert_allclose(got[L * J:].reshape(-1, J).T, probe_null, atol=1e-4)
 
 
-def test_a_nearly_constant_unit_far_from_zero_keeps_its_correlations():
+@pytest.mark.parametrize("fold", [64, 3])
+def test_a_nearly_constant_unit_far_from_zero_keeps_its_correlations(fold, monkeypatch):
     """A saturated tanh(c) sits at -1 in one half and at 1 in the other, +- 3e-6:
     summed about the wrong mean in float32, its variance is
     lost to rounding and its r with anything blows up past 1 (the first streamed

@@ -23,23 +23,35 @@ ALPHA = 1e-2   # ridge penalty per step, as the all-in-memory ridge regression
 
 class Cross:
     """Sums over chunks of rows a (c, H) and f (c, Q): n, the mean and variance of a,
-    sum (a - mean) f^T and, with gram, sum (a - mean)(a - mean)^T, all about the
-    mean of every row added, which is known only at the end. Each chunk is centred on
-    m, its mean rounded to float32 (the float64 mean: a float32 one of 1000 values
-    near 1 is off by 1e-6, more than a saturated unit varies); with d = m - mean and
-    x = a - m, sum (a - mean) f^T = sum x f^T + sum_chunks d (sum f)^T."""
+    sum (a - mean) f^T and, with gram, sum (a - mean)(a - mean)^T, about the mean of
+    every row added, which is known only at the end.
+
+    Each chunk is centred on m, its float64 mean rounded to a's dtype, before its
+    float32 products (a saturated unit at -1 in one half and +1 in the other varies
+    by 3e-6; about any other centre its variance is lost to rounding). Every FOLD
+    chunks the pending ones are folded into sums about a base (the first chunks'
+    mean) in float64: with d = m - base and x = a - m, sum (a - base) f^T =
+    sum x f^T + sum_chunks d (sum f)^T, and the like; so memory stays bounded."""
+
+    FOLD = 64
 
     def __init__(self, gram=False):
-        self.gram, self.means, self.counts, self.xsums, self.fsums = gram, [], [], [], []
-        self.diagonal = False
-        self.s2 = self.af = self.aa = 0.0
+        self.gram, self.diagonal = gram, False
+        self.base, self.n0 = None, 0
+        self.S2 = self.XS = self.AF = self.AA = self.FS = 0.0      # about base
+        self._clear()
+
+    def _clear(self):
+        self.means, self.counts, self.xsums, self.fsums = [], [], [], []
+        self.s2 = self.af = self.aa = 0.0                          # about each chunk's m
 
     def add(self, a, f=None, diagonal=False, fsum=None):
         """diagonal: f has a's columns, and only column q of a with column q of f is
         summed (cross() then gives (Q,)); fsum: f's column sums, when several Cross
-        share one f (kept once, not once per Cross)."""
+        share one f."""
         m = a.mean(axis=0, dtype=np.float64).astype(a.dtype)
         x = a - m                                                # (c, H), centred
+        self.diagonal = diagonal
         self.means.append(m.astype(np.float64))
         self.counts.append(len(a))
         self.xsums.append(x.sum(axis=0, dtype=np.float64))
@@ -47,34 +59,55 @@ class Cross:
         if f is not None:
             self.af = self.af + ((x * f).sum(axis=0, dtype=np.float64) if diagonal else x.T @ f)
             self.fsums.append(f.sum(axis=0, dtype=np.float64) if fsum is None else fsum)
-        self.diagonal = diagonal
         if self.gram:
             self.aa = self.aa + (x.T @ x).astype(np.float64)
+        if len(self.means) >= self.FOLD:
+            self._fold()
+
+    def _fold(self):
+        if not self.means:
+            return
+        M, cnt, xs = np.array(self.means), np.asarray(self.counts, float), np.array(self.xsums)
+        if self.base is None:
+            self.base = cnt @ M / cnt.sum()
+        d = M - self.base                                        # (chunks, H)
+        self.S2 = self.S2 + self.s2 + 2 * (d * xs).sum(axis=0) + cnt @ np.square(d)
+        self.XS = self.XS + xs.sum(axis=0) + cnt @ d
+        if self.fsums:
+            fs = np.array(self.fsums)
+            self.AF = self.AF + self.af + ((d * fs).sum(axis=0) if self.diagonal else d.T @ fs)
+            self.FS = self.FS + fs.sum(axis=0)
+        if self.gram:
+            self.AA = self.AA + self.aa + d.T @ xs + xs.T @ d + (d.T * cnt) @ d
+        self.n0 += int(cnt.sum())
+        self._clear()
 
     @property
     def n(self):
-        return sum(self.counts)
+        return self.n0 + sum(self.counts)
+
+    def _delta(self):
+        """The mean minus base, (H,), after folding everything in."""
+        self._fold()
+        return self.XS / self.n0
 
     def mean(self):
-        return (np.asarray(self.counts) @ np.array(self.means) + sum(self.xsums)) / self.n
-
-    def _d(self):
-        return np.array(self.means) - self.mean()                # (chunks, H)
+        delta = self._delta()
+        return self.base + delta
 
     def var(self):
-        d, xs = self._d(), np.array(self.xsums)
-        return (self.s2 + 2 * (d * xs).sum(axis=0) + np.asarray(self.counts) @ np.square(d)) \
-            / self.n
+        delta = self._delta()
+        return self.S2 / self.n0 - delta * delta
 
     def cross(self):
         """sum over rows of (a - mean) f^T: (H, Q) float64."""
-        d, fs = self._d(), np.array(self.fsums)
-        return self.af + ((d * fs).sum(axis=0) if self.diagonal else d.T @ fs)
+        delta = self._delta()
+        return self.AF - (delta * self.FS if self.diagonal else np.outer(delta, self.FS))
 
     def gram_matrix(self):
         """sum over rows of (a - mean)(a - mean)^T: (H, H) float64."""
-        d, xs = self._d(), np.array(self.xsums)
-        return self.aa + d.T @ xs + xs.T @ d + (d.T * np.asarray(self.counts)) @ d
+        delta = self._delta()
+        return self.AA - self.n0 * np.outer(delta, delta)
 
 
 def _centred(hyps, rows, mean, inv):
