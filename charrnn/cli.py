@@ -651,6 +651,7 @@ def _shown(vocab, width=150):
 Examples:
   charrnn inspect-cells model.npz corpora/synthetic.txt --max-chars 50000
   charrnn inspect-cells model.npz code.py --regex '\\bdef\\b.*' --only in_string,in_comment
+  charrnn inspect-cells model.npz notes.txt --lang prose
   charrnn inspect-cells model.npz text.txt --show L1:37,L2:c:5
   charrnn inspect-cells model.npz text.txt --format html --out cells.html --saturation
   charrnn inspect-cells model.npz text.txt --format json | jq '.hypotheses[].verdict'""")
@@ -662,6 +663,10 @@ Examples:
               help="A hypothesis from a file of 'start end' character offsets per line. Repeatable.")
 @click.option("--feature", multiple=True, type=click.Path(),
               help="A hypothesis from a file of one number per character. Repeatable.")
+@click.option("--lang", type=click.Choice(["auto", "c", "python", "shell", "prose", "generic"]),
+              default="auto", show_default=True, help="Language of TEXT, which decides the "
+              "built-in features and how strings and comments are read; auto: from the file "
+              "name, else the text.")
 @click.option("--only", default=None, help="Comma-separated built-in hypotheses to test "
               "(default: all that apply; 'none' for only yours).")
 @click.option("--show", default=None, help="Render these cells without ranking, "
@@ -689,8 +694,8 @@ Examples:
               help="A character the model has never seen: an error, or leave it out of TEXT "
               "(not with --spans or --feature, whose offsets would shift).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show, fmt, out, color,
-                  chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
+def inspect_cells(checkpoint_path, text_file, regex, spans, feature, lang, only, show, fmt, out,
+                  color, chars, maps, top, max_chars, shifts, untrained, saturation, discover, seed,
                   encoding, unknown, quiet):
     """Which cells of the model in CKPT track which feature of TEXT ('-': stdin).
 
@@ -715,6 +720,7 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, only, show,
     if skipped and not quiet:
         say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
     cli_main(ck, text, dict(regex=regex, spans=spans, feature=feature, only=only, show=show,
+                            lang=lang, filename=None if text_file == "-" else text_file,
                             fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
                             max_chars=max_chars, shifts=shifts, untrained=untrained,
                             saturation=saturation, discover=discover, seed=seed,

@@ -298,3 +298,24 @@ def chunk_loss(cfg, p, ids, targets, state):
         return xent(logits, targets.reshape(-1)), new_state
     done = _by_streams(cfg, part, ids, targets, state)
     return sum(d[0] for d in done), np.concatenate([d[1] for d in done], axis=2)
+
+
+STATE_NAMES = {"lstm": ("c", "h", "i", "f", "o", "g"), "gru": ("h", "r", "z", "n"),
+               "rnn": ("h",)}
+
+
+def named_states(cfg, caches):
+    """What each layer computed in forward(), by name: [{name: (T, N, H)}] per layer,
+    the memory (c, h) and the activated gates (STATE_NAMES order). Views into the
+    caches: copy what must outlive them."""
+    out = []
+    for _, h, saved, _ in caches:
+        H = h.shape[2]
+        states = {"h": h}
+        if cfg.kind == "lstm":
+            states["c"] = saved[1]
+        if cfg.kind != "rnn":   # the gates replace xw in place (lstm.py, gru.py)
+            for k, name in enumerate(STATE_NAMES[cfg.kind][-GATES[cfg.kind]:]):
+                states[name] = saved[0][:, :, k * H:(k + 1) * H]
+        out.append(states)
+    return out

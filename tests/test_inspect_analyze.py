@@ -35,7 +35,8 @@ def planted_columns():
 
 
 def run_columns(X, ids, f):
-    res, _ = an.analyze([X], [(0, "x")], [[0]], ids, [Hypothesis("f", f, True)], seed=1)
+    res, _, _ = an.analyze(an.from_arrays([X]), [(0, "x")], [[0]], ids, [Hypothesis("f", f, True)],
+                           seed=1)
     return res[0]
 
 
@@ -88,9 +89,25 @@ def test_a_feature_spread_over_many_units_is_distributed():
     ((0.6, 0.1, 0.01, 0.2, 0.7, 0.65, 0.2), "LOCAL"),          # locality explains it
     ((0.4, 0.1, 0.01, 0.1, 0.3, 0.8, 0.2), "DISTRIBUTED"),
     ((0.4, 0.1, 0.01, 0.1, 0.3, 0.45, 0.2), "NOT FOUND"),
+    # ... probe_null99: a probe no better than on the rolled feature proves nothing
+    ((0.4, 0.1, 0.01, 0.1, 0.3, 0.8, 0.2, 0.85), "NOT FOUND"),
+    ((0.4, 0.1, 0.01, 0.1, 0.3, 0.8, 0.2, 0.6), "DISTRIBUTED"),
 ])
 def test_verdict_rules(args, want):
     assert an.verdict(*args) == want
+
+
+@pytest.mark.parametrize("args,why", [
+    ((0.9, 0.1, 0.01, 0.2, 0.95, 0.9, 0.2), "local 0.95 >= 0.9"),
+    ((0.9, 0.1, 0.01, 0.2, 0.3, 0.9, 0.2), "the cell beats its null"),
+    ((0.9, 0.95, 0.01, 0.2, 0.3, 0.9, 0.2), "cell r 0.90 <= its null99 0.95; the probe beats"),
+    ((0.4, 0.1, 0.01, 0.1, 0.3, 0.8, 0.2, 0.85),
+     "cell r 0.40 < 0.5; probe 0.80 <= its null99 0.85"),
+    ((0.9, 0.1, 0.01, 0.85, 0.3, 0.9, 0.85),
+     "cell r 0.90 < untrained 0.85 + 0.1; probe 0.90 < untrained 0.85 + 0.1"),
+])
+def test_the_verdict_says_which_control_decided_it(args, why):
+    assert why in an.decide(*args)[1]
 
 
 # -- a hand-set LSTM ----------------------------------------------------------------

@@ -49,10 +49,10 @@ def test_default_report_finds_the_planted_cells(files):
     code, out, err = inspect(files, "--color", "never")
     assert code == 0 and err == ""
     v = verdicts(out)
-    assert re.search(r"L1 (c|tanh_c|h)\[0\]", v["in_dquote"]) and v["in_dquote"].endswith("-> TRACKED")
+    assert re.search(r"L1 (c|tanh_c|h)\[0\]", v["in_dquote"]) and "-> TRACKED:" in v["in_dquote"]
     assert "lag=+0" in v["in_dquote"] and "r=+1.00" in v["in_dquote"]
-    assert "L1 c[1]" in v["column"] and v["column"].endswith("-> TRACKED")
-    assert v["is_space"].endswith("-> LOCAL")
+    assert "L1 c[1]" in v["column"] and "-> TRACKED:" in v["column"]
+    assert "-> LOCAL:" in v["is_space"]
     assert "\x1b" not in out
     assert "# not in this text:" in out and "in_paren" in out
     assert any(set(line) <= set(render.GLYPHS) and line for line in out.splitlines())
@@ -111,14 +111,14 @@ def test_json_is_the_full_result(files):
     code, out, _ = inspect(files, "--format", "json", "--top", "2")
     assert code == 0
     res = json.loads(out)
-    assert res["format"] == "charrnn-inspect" and res["version"] == 1
+    assert res["format"] == "charrnn-inspect" and res["version"] == 2
     assert res["model"]["kind"] == "lstm" and res["chars"] == len(files[3])
     h = {x["name"]: x for x in res["hypotheses"]}
     assert h["in_dquote"]["verdict"] == "TRACKED" and len(h["in_dquote"]["top"]) == 2
     assert h["in_dquote"]["cell"] == dict(h["in_dquote"]["top"][0])
     assert h["in_dquote"]["cell"]["layer"] == 1 and h["in_dquote"]["cell"]["unit"] == 0
     assert h["column"]["cell"]["auc"] is None and h["in_dquote"]["cell"]["auc"] == 1.0
-    for key in ("null99", "p", "untrained", "local", "probe", "probe_untrained"):
+    for key in ("null99", "p", "untrained", "local", "probe", "probe_untrained", "probe_null99"):
         assert isinstance(h["in_dquote"][key], float)
 
 
@@ -184,6 +184,7 @@ def test_progress_goes_to_stderr_and_out_writes_a_file(files, tmp_path):
     (["--show", "what"], "LAYER:UNIT"),
     (["--only", "in_quote"], "no built-in hypothesis in_quote"),
     (["--regex", "("], "not a regular expression"),
+    (["--lang", "c", "--only", "in_squote"], "in_squote not a feature of c text"),
     (["--format", "json", "--out", "/no/such/folder/r.json"], "cannot write --out"),
 ])
 def test_one_line_errors(files, args, message):
@@ -208,3 +209,33 @@ def test_help_has_examples_and_imports_no_numba():
              "'numba' or m.startswith('charrnn.inspect')), file=sys.stderr)")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert p.returncode == 0 and p.stderr.strip() == "[]", p.stderr
+
+
+def test_the_language_is_detected_shown_and_decides_the_features(files):
+    code, out, err = inspect(files, "--color", "never")
+    assert "# language prose (" in out                       # quotes and words: prose
+    code, out, err = inspect(files, "--color", "never", "--lang", "c", "--format", "json")
+    got = json.loads(out)
+    assert got["lang"]["name"] == "c" and got["lang"]["why"] == "given"
+    assert "in_dquote" in got["lang"]["left_out"] and "in_dquote" not in got["skipped"]
+    assert all(h["name"] != "in_dquote" for h in got["hypotheses"])
+
+
+def test_the_language_choices_are_the_packages():
+    from charrnn.inspect import lang
+    opt = next(p for p in cli.commands["inspect-cells"].params if p.name == "lang")
+    assert list(opt.type.choices) == ["auto", *lang.LANGS]
+
+
+def test_the_page_names_cjk_fonts_before_the_generic_ones(files, tmp_path):
+    """CJK text needs a font that has it: the page lists common CJK families after
+    the Latin ones, so a reader's browser uses one it has, and ends each list with
+    the generic family, so a machine without any still shows the text."""
+    dest = tmp_path / "p.html"
+    code, _, _ = inspect(files, "--format", "html", "--out", dest)
+    page = dest.read_text(encoding="utf-8")
+    for rule in ("body", ".cellrow", ".verdict"):
+        family = re.search(re.escape(rule) + r" \{[^}]*font-family: ([^;]+);", page).group(1)
+        assert "Noto Sans" in family and "CJK" in family and "PingFang SC" in family
+        assert family.rstrip().endswith(("monospace", "sans-serif"))
+        assert family.index("DejaVu") < family.index("CJK")

@@ -7,6 +7,7 @@ import pytest
 
 from charrnn.inspect import analyze as an
 from charrnn.inspect import stats
+from tests import inspect_memory as memory
 
 
 def brute_auc(scores, labels):
@@ -38,7 +39,7 @@ def test_scan_is_corr_on_each_half_and_lag():
     blocks = [rng.standard_normal((T, 4)).astype(np.float32) for _ in range(3)]
     F = rng.standard_normal((T, 2))
     parts = an.halves(T)
-    R = an.scan(blocks, F, parts)
+    R = memory.scan(blocks, F, parts)
     assert R.shape == (2, 3, 3, 4, 2)
     for p, b, k, u, j in itertools.product(range(2), range(3), range(3), range(4), range(2)):
         sl, lag = parts[p], an.LAGS[k]
@@ -68,7 +69,7 @@ def test_shift_null_is_the_max_over_units_of_rolled_correlations():
     f = np.cumsum(rng.standard_normal(120))
     offsets = stats.shifts(120, 7, rng)
     assert np.all((offsets >= 12) & (offsets <= 108))
-    null = stats.shift_null([stats.zscore(a) for a in blocks], f, offsets)
+    null = memory.shift_null([stats.zscore(a) for a in blocks], f, offsets)
     for s, got in zip(offsets, null):
         want = max(abs(np.corrcoef(a[:, k], np.roll(f, s))[0, 1]) for a in blocks for k in range(3))
         assert got == pytest.approx(want, abs=1e-5)
@@ -106,7 +107,7 @@ def test_ridge_probe_finds_a_linear_mix_and_not_noise():
     X = rng.standard_normal((2000, 10))
     y = X[:, [1, 4]] @ [1.0, -2.0] + 0.1 * rng.standard_normal(2000)
     Y = np.stack([y, rng.standard_normal(2000)], axis=1)
-    r = stats.ridge_r(X[:1000], Y[:1000], X[1000:], Y[1000:])
+    r = memory.ridge_r(X[:1000], Y[:1000], X[1000:], Y[1000:])
     assert r[0] > 0.99 and abs(r[1]) < 0.1
 
 

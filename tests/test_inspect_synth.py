@@ -6,11 +6,13 @@ The fast test reads tests/fixtures/synth_lstm.npz (made by the command in
 tests/fixtures/README.md); the slow one trains the same model again (minutes)."""
 import os
 
+import numpy as np
 import pytest
 
 from charrnn import checkpoint, synth
 from charrnn import train as tr
 from charrnn.inspect import hypotheses, inspect
+from charrnn.inspect.features import Hypothesis
 from charrnn.model import ModelConfig
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "synth_lstm.npz")
@@ -38,6 +40,24 @@ def test_the_fixture_model_tracks_quotes_and_brackets():
     ck = checkpoint.load(FIXTURE)
     assert (ck.config.kind, ck.config.layers, ck.config.hidden) == ("lstm", 1, 128)
     check(ck.config, ck.params, ck.vocab)
+
+
+def test_drifting_features_unrelated_to_the_text_are_not_found():
+    """A random walk, a ramp and a slow wave owe nothing to the text; a probe over
+    128 cells fits any slow drift on one half and carries some of it to the other,
+    so only its controls (the rolled feature, the untrained model) can say no."""
+    ck = checkpoint.load(FIXTURE)
+    text = synth.generate(30_000, seed=99)
+    rng = np.random.default_rng(7)
+    t = np.arange(len(text))
+    drifts = {"walk": np.cumsum(rng.choice([-1.0, 1.0], len(text))),
+              "ramp": t / len(text),
+              "wave": np.sin(2 * np.pi * t / 7919.0 + 1.0) + 0.01 * rng.standard_normal(len(text))}
+    hyps = [Hypothesis(name, v, False, "feature") for name, v in drifts.items()]
+    ins = inspect(ck.config, ck.params, ck.vocab, text, hyps)
+    for r in ins.results:
+        assert r["verdict"] == "NOT FOUND", r
+        assert r["probe_null99"] is not None and r["probe_untrained"] is not None
 
 
 @pytest.mark.slow

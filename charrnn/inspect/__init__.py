@@ -1,44 +1,67 @@
 """inspect-cells: find, prove and show what each cell of a trained model has learned.
 
-    record.py    run the model over the text (one stream, state carried) and keep
-                 every layer's states and gates
+    record.py    run the model over the text (one stream, state carried), chunk by
+                 chunk, every layer's states and gates by name
+    lang.py      the text's language: how code is lexed, which features apply
     features.py  the hypotheses: built-in features of the raw text, and the user's
-    stats.py     r as one matrix product, AUC, the shift null, probe, locality
+    stream.py    the statistics as sums over the chunks: r, the shift null, the probe
+    stats.py     AUC, the shifts, locality
     analyze.py   choosing cells on one half, the controls, the verdicts
     extras.py    gate saturation and hypothesis-free discovery
-    render.py    terminal (ANSI or glyphs), HTML, JSON and CSV
+    render.py    terminal (ANSI or glyphs), HTML, JSON and CSV, extras included
 
 This module ties them together; the CLI's inspect-cells command calls inspect().
 """
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from charrnn import CharrnnError
 from charrnn.inspect import analyze as an
+from charrnn.inspect import extras
 from charrnn.inspect import features as ft
-from charrnn.inspect.record import DEFAULT_STATE, STATES, record, untrained_params
+from charrnn.inspect import lang as lg
+from charrnn.inspect import record as rc
+from charrnn.inspect.record import DEFAULT_STATE, STATES
 from charrnn.paths import check_writable
 
 FORMAT = "charrnn-inspect"
-VERSION = 1
+VERSION = 2          # 2: lang, probe_null99 and why; DISTRIBUTED needs the probe null
+
+
+class Trace:
+    """A cell's values over text[start:start + len(values)], indexed by text position."""
+
+    def __init__(self, start, values):
+        self.start, self.values = start, values
+
+    def __getitem__(self, t):
+        return self.values[t - self.start]
+
+    def map(self, fn):
+        return Trace(self.start, fn(self.values))
 
 
 class Inspection:
-    """The outcome of one run: the text, the recording, and per hypothesis a result
-    dict (see docs/inspect.md for the fields); JSON-able through to_dict()."""
+    """The outcome of one run: the text, and per hypothesis a result dict (see
+    docs/inspect.md for the fields); JSON-able through to_dict(). States are not
+    kept: traces holds the second half of the cells chosen or shown, by
+    (layer, state, unit)."""
 
-    def __init__(self, cfg, vocab, text, ids, rec, hyps, results, R, settings):
-        self.cfg, self.vocab, self.text, self.ids, self.rec = cfg, vocab, text, ids, rec
+    def __init__(self, cfg, vocab, text, ids, names, hyps, results, R, traces, settings):
+        self.cfg, self.vocab, self.text, self.ids, self.names = cfg, vocab, text, ids, names
         self.hyps, self.results, self.R, self.settings = hyps, results, R, settings
+        self.traces = traces
         self.skipped = []          # names of hypotheses that do not apply to the text
+        self.lang = ("generic", "given")   # the text's language and why
+        self.left_out = []         # built-in features that do not belong to the language
         self.shown = []            # cells asked for with --show: [(layer, state, unit)]
         self.saturation = None
         self.discovered = None
 
     def series(self, layer, state, unit):
-        return self.rec[(layer, state)][:, unit]
+        """The Trace of a chosen or shown cell over the second half."""
+        return self.traces[(layer, state, unit)]
 
     def to_dict(self):
         c = self.cfg
@@ -51,6 +74,7 @@ class Inspection:
                                "local_width": an.LOCAL_WIDTH},
                 "hypotheses": [dict(r, cell=_layer1(r["cell"]), top=[_layer1(t) for t in r["top"]])
                                for r in self.results],
+                "lang": {"name": self.lang[0], "why": self.lang[1], "left_out": self.left_out},
                 "skipped": self.skipped,
                 "shown": [{"layer": l + 1, "state": s, "unit": u} for l, s, u in self.shown],
                 "saturation": self.saturation,
@@ -87,12 +111,13 @@ def parse_cells(spec, cfg):
     return cells
 
 
-def hypotheses(text, builtin=True, regex=(), spans=(), features=(), only=None):
-    """The hypotheses to test, built in first, then the user's. regex: patterns;
-    spans and features: (name, lines). only: built-in names to keep, or None."""
+def hypotheses(text, builtin=True, regex=(), spans=(), features=(), only=None, lang="generic"):
+    """The hypotheses to test, built in first (those of the language), then the
+    user's. regex: patterns; spans and features: (name, lines). only: built-in
+    names to keep, or None."""
     hyps = []
     if builtin:
-        hyps += [h for n, h in ft.builtin(text).items() if only is None or n in only]
+        hyps += [h for n, h in ft.builtin(text, lang).items() if only is None or n in only]
     for pat in regex:
         try:
             hyps.append(ft.from_regex(text, pat))
@@ -111,17 +136,11 @@ def hypotheses(text, builtin=True, regex=(), spans=(), features=(), only=None):
     return hyps
 
 
-def memory_groups(rec):
-    """Blocks the probe reads per layer: the layer's memory (c and h, or h)."""
-    keep = ("c", "h") if rec.kind == "lstm" else ("h",)
-    return [[b for b, (l, s) in enumerate(rec.blocks) if l == layer and s in keep]
-            for layer in range(rec.layers)]
-
-
 def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SHIFTS, top=3,
-            progress=False, log=None):
-    """Records the model over text and tests every hypothesis that applies.
-    log(msg) receives progress notes (stderr in the CLI)."""
+            progress=False, log=None, show=(), saturation=False, discover=False):
+    """Streams the model over text and tests every hypothesis that applies; show:
+    more cells [(layer, state, unit)] to keep for rendering; saturation, discover:
+    the extras. log(msg) receives progress notes (stderr in the CLI)."""
     from charrnn.data import encode
     say = log or (lambda msg: None)
     ids = encode(text, vocab, "the text")
@@ -130,52 +149,61 @@ def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SH
                            f"{4 * ft.MIN_EVENTS}, and a few thousand to find anything")
     parts = an.halves(len(ids))
     usable = [h for h in hyps if ft.applies(h, parts)]
-    # the untrained baseline is recorded in a second thread while the model is (the
-    # kernels release the GIL): at batch 1 each recording is bound by reading weights
-    pool = ThreadPoolExecutor(1) if usable and untrained else None
-    if pool:
-        ufuture = pool.submit(_record, cfg, untrained_params(cfg, seed), ids, False, "")
-    rec = _record(cfg, params, ids, progress, "recording")
-    blocks = [rec[b] for b in rec.blocks]
-    results, R = [], None
-    if usable:
-        base = None
-        if pool:
-            urec = ufuture.result()
-            pool.shutdown()
-            base = [urec[b] for b in urec.blocks]
-        results, R = an.analyze(blocks, rec.blocks, memory_groups(rec), ids, usable, base,
-                                seed=seed, n_shifts=shifts, top=top, progress=say)
+    names = rc.blocks(cfg)
+    keep = [(names.index((l, s)), u) for l, s, u in show]
+    sat = extras.Saturation(names, cfg.kind) if saturation else None
+    mom = extras.Moments(names) if discover else None
+    bar = _bar(len(ids), progress)
+    source = lambda bounds: _counted(rc.chunks(cfg, params, ids, bounds), bar)  # noqa: E731
+    base = None
+    if untrained:
+        up = rc.untrained_params(cfg, seed)
+        base = lambda bounds: rc.chunks(cfg, up, ids, bounds)  # noqa: E731
+    say("recording and correlating")
+    try:
+        results, R, kept = an.analyze(source, names, rc.memory_groups(cfg), ids, usable, base,
+                                      seed=seed, n_shifts=shifts, top=top, keep=keep,
+                                      observers=[o for o in (sat, mom) if o], progress=say)
+    finally:
+        if bar:
+            bar.close()
+    half = parts[1].start
+    traces = {names[b] + (u,): Trace(half, v) for (b, u), v in kept.items()}
     settings = {"seed": seed, "shifts": shifts, "untrained": untrained, "top": top}
-    ins = Inspection(cfg, vocab, text, ids, rec, usable, results, R, settings)
+    ins = Inspection(cfg, vocab, text, ids, names, usable, results, R, traces, settings)
     ins.skipped = [h.name for h in hyps if h not in usable]
+    ins.shown = list(show)
+    if sat:
+        ins.saturation = sat.result()
+    if mom:
+        say("the contexts of the discovered cells")
+        ins.discovered = extras.discover(mom, names, results, R, text,
+                                         lambda cells: _whole(cfg, params, ids, cells))
     return ins
 
 
-def _record(cfg, params, ids, progress, what):
+def _whole(cfg, params, ids, cells):
+    """{(block, unit): (T,)} the whole series of a few cells, from a second pass."""
+    out = {c: np.empty(len(ids), np.float32) for c in cells}
+    for t0, states in rc.chunks(cfg, params, ids):
+        for (b, u), v in out.items():
+            v[t0:t0 + len(states[b])] = states[b][:, u]
+    return out
+
+
+def _bar(total, progress):
     if not progress:
-        return record(cfg, params, ids)
+        return None
     from tqdm import tqdm
-    with tqdm(total=len(ids), desc=what, unit="char", unit_scale=True, file=sys.stderr,
-              leave=False) as bar:
-        return record(cfg, params, ids, progress=bar.update)
+    return tqdm(total=total, desc="recording", unit="char", unit_scale=True, file=sys.stderr,
+                leave=False)
 
 
-def window(values, start, stop, width, text):
-    """[a, b) of at most width characters within [start, stop) where the feature
-    varies most, beginning at a line start when one is near; for rendering."""
-    n = stop - start
-    if n <= width:
-        return start, stop
-    v = np.asarray(values[start:stop], np.float64)
-    c1 = np.concatenate([[0.0], np.cumsum(v)])
-    c2 = np.concatenate([[0.0], np.cumsum(v * v)])
-    s1, s2 = c1[width:] - c1[:-width], c2[width:] - c2[:-width]
-    var = s2 / width - (s1 / width) ** 2
-    a = start + int(np.argmax(var > var.max() - 1e-9))
-    nl = text.rfind("\n", max(start, a - width // 4), a)
-    a = nl + 1 if nl >= 0 else a
-    return a, min(stop, a + width)
+def _counted(chunks, bar):
+    for t0, states in chunks:
+        yield t0, states
+        if bar:
+            bar.update(len(states[0]))
 
 
 def _read_lines(path, encoding):
@@ -183,21 +211,32 @@ def _read_lines(path, encoding):
     return read_text([path], encoding).splitlines()
 
 
+def _only(spec, lang):
+    """--only a,b as a set of built-in names of the language, or None for all."""
+    if not spec:
+        return None
+    only = {s.strip() for s in spec.split(",") if s.strip()} - {"none"}
+    unknown = sorted(only - set(ft.NAMES))
+    if unknown:
+        raise CharrnnError(f"--only: no built-in hypothesis {', '.join(unknown)}; "
+                           f"they are {', '.join(ft.NAMES)}")
+    foreign = sorted(only - set(lg.FEATURES[lang]))
+    if foreign:
+        raise CharrnnError(f"--only: {', '.join(foreign)} not a feature of {lang} text; "
+                           f"give --lang with a language that has it (generic has all but "
+                           f"in_preproc)")
+    return only
+
+
 def cli_main(ck, text, o, log):
     """The inspect-cells command after parsing: o holds the options by name."""
-    from charrnn.inspect import extras
     cfg = ck.config
     if o["out"]:  # found unwritable now, not after minutes of analysis
         check_writable(o["out"], "--out", "--out", "cells.html")
     if o["max_chars"]:
         text = text[:o["max_chars"]]
-    only = None
-    if o["only"]:
-        only = {s.strip() for s in o["only"].split(",") if s.strip()} - {"none"}
-        unknown = sorted(only - set(ft.NAMES))
-        if unknown:
-            raise CharrnnError(f"--only: no built-in hypothesis {', '.join(unknown)}; "
-                               f"they are {', '.join(ft.NAMES)}")
+    lang, why = lg.resolve(o["lang"], text, o["filename"])
+    only = _only(o["only"], lang)
     show = parse_cells(o["show"], cfg) if o["show"] else []
     # --show alone renders cells without ranking; --only none keeps only the user's
     builtin = not (show and o["only"] is None) and only != set()
@@ -205,19 +244,18 @@ def cli_main(ck, text, o, log):
                       regex=o["regex"],
                       spans=[(p, _read_lines(p, o["encoding"])) for p in o["spans"]],
                       features=[(p, _read_lines(p, o["encoding"])) for p in o["feature"]],
-                      only=only)
+                      only=only, lang=lang)
     quiet = o["quiet"]
     if not quiet:
         log(f"charrnn: {cfg.kind} {cfg.layers}x{cfg.hidden}, {len(text):,} characters, "
-            f"{len(hyps)} hypotheses")
+            f"{len(hyps)} hypotheses, language {lang} ({why})")
     ins = inspect(cfg, ck.params, ck.vocab, text, hyps, untrained=o["untrained"], seed=o["seed"],
                   shifts=o["shifts"], top=o["top"], progress=not quiet,
-                  log=None if quiet else (lambda m: log(f"charrnn: {m}")))
-    ins.shown = show
-    if o["saturation"]:
-        ins.saturation = extras.saturation(ins.rec)
-    if o["discover"]:
-        ins.discovered = extras.discover(ins)
+                  log=None if quiet else (lambda m: log(f"charrnn: {m}")), show=show,
+                  saturation=o["saturation"], discover=o["discover"])
+    ins.lang = (lang, why)
+    ins.left_out = [n for n in ft.NAMES if n not in lg.FEATURES[lang]
+                    and (only is None or n in only) and builtin]
     try:
         _write(ins, o)
     except BrokenPipeError:
@@ -232,7 +270,7 @@ def _write(ins, o):
     """The report in the format asked for, to --out or stdout."""
     import os
     import shutil
-    from charrnn.inspect import extras, render
+    from charrnn.inspect import render
     out = open(o["out"], "w", encoding="utf-8", newline="") if o["out"] else sys.stdout
     try:
         if o["fmt"] == "json":
@@ -246,10 +284,6 @@ def _write(ins, o):
             truecolor = os.environ.get("COLORTERM", "") in ("truecolor", "24bit")
             width = shutil.get_terminal_size((100, 24)).columns if out is sys.stdout else 100
             out.write(render.terminal(ins, color, truecolor, o["chars"], o["maps"], width))
-            if ins.saturation is not None:
-                out.write("\n" + extras.saturation_text(ins.saturation))
-            if ins.discovered is not None:
-                out.write("\n" + extras.discover_text(ins.discovered))
         out.flush()
     finally:
         if out is not sys.stdout:

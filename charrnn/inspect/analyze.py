@@ -15,20 +15,23 @@ on the second half:
   local       how well the last 8 characters alone predict the feature (a
               context-mean table with back-off, fitted on the first half).
   probe       a ridge probe over each layer's memory (c and h, or h), fitted on
-              the first half; the best layer.
+              the first half; the best layer. Its own controls: probe_null99, the
+              99th percentile of the best probe when the feature is circularly
+              rolled within each half (PROBE_SHIFTS offsets, lag 0), and
+              probe_untrained, the probe over the untrained model.
 
 Verdicts, in this order:
   LOCAL        local >= LOCAL_MIN: the last few characters already determine it.
   TRACKED      one cell: |r| >= R_MIN, |r| > null99, p <= P_MAX, |r| beats the
                untrained model by MARGIN and beats local.
-  DISTRIBUTED  no single cell, but the probe reaches R_MIN and beats the untrained
-               probe and local by MARGIN.
+  DISTRIBUTED  no single cell, but the probe reaches R_MIN, beats its null99 and
+               beats the untrained probe and local by MARGIN.
   LOCAL        local >= R_MIN and nothing in the model does better.
   NOT FOUND    otherwise.
 """
 import numpy as np
 
-from charrnn.inspect import stats
+from charrnn.inspect import stats, stream
 
 LAGS = (0, 1, 2)
 R_MIN = 0.5       # held-out |r| a single cell (or the probe) needs
@@ -36,42 +39,13 @@ MARGIN = 0.1      # by how much it must beat the untrained model and locality
 LOCAL_MIN = 0.9   # the last 8 characters predict the feature this well: LOCAL
 P_MAX = 0.01
 SHIFTS = 100      # circular shifts of the null; 1/(S+1) is the smallest p
+PROBE_SHIFTS = 20  # of the probe's null: each refits a ridge per layer, so fewer
 LOCAL_WIDTH = 8
 LAG_COST = 0.002  # |r| a cell must gain per step of lag to be chosen at that lag
 
 
 def halves(T):
     return slice(0, T // 2), slice(T // 2, T)
-
-
-def _half_lag(a, sl, lag):
-    """Rows of a half with the activation lag applied: (activation rows, feature rows)."""
-    return a[sl.start + lag:sl.stop], slice(sl.start, sl.stop - lag)
-
-
-def scan(blocks, F, parts, lags=LAGS):
-    """R[p, b, k]: (H, J) r of every unit of block b with every feature, at lag
-    lags[k], on part p of the text. blocks: [(T, H)]; F: (T, J).
-
-    The activations are never z-scored: the z-scored features sum to zero, so
-    Za^T Zf = diag(1 / sd_a) A^T Zf, and sd_a at each lag comes from the part's
-    sums minus the lag rows it drops (one pass over the block, not one per lag)."""
-    R = np.empty((len(parts), len(blocks), len(lags), blocks[0].shape[1], F.shape[1]), np.float32)
-    for p, sl in enumerate(parts):
-        Zfs = [stats.zscore(F[sl.start:sl.stop - lag]) for lag in lags]
-        for b, a in enumerate(blocks):
-            part = a[sl]
-            s1 = part.sum(axis=0, dtype=np.float64)
-            s2 = np.square(part, dtype=np.float64).sum(axis=0)
-            for k, lag in enumerate(lags):
-                n = len(part) - lag
-                head = part[:lag].astype(np.float64)  # steps whose activation is paired with no feature
-                mean = (s1 - head.sum(axis=0)) / n
-                var = np.maximum((s2 - np.square(head).sum(axis=0)) / n - mean * mean, 0.0)
-                sd = np.sqrt(var)
-                scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-6 * (1 + np.abs(mean)))
-                R[p, b, k] = (scale[:, None] * (part[lag:].T @ Zfs[k])) / n
-    return R
 
 
 def best_cells(R, j, top=1):
@@ -87,69 +61,116 @@ def best_cells(R, j, top=1):
     return [(int(i // H), int(i % H), int(k_best[i // H, i % H])) for i in order]
 
 
-def _probe(blocks, groups, F, parts, lags):
-    """r (Λ, J) of the best ridge probe over the groups of blocks, per lag. Every
-    lag regresses F[s - lag] on X[s] over the same steps s, so one Gram matrix per
-    group and half serves them all (lags stacked as right-hand sides)."""
-    m, J = max(lags), F.shape[1]
-    out = np.full((len(lags), J), -np.inf)
-    steps = [slice(sl.start + m, sl.stop) for sl in parts]
-    Ys = [np.concatenate([F[st.start - lag:st.stop - lag] for lag in lags], axis=1) for st in steps]
-    for g in groups:
-        X = np.concatenate([blocks[b] for b in g], axis=1)
-        r = stats.ridge_r(X[steps[0]], Ys[0], X[steps[1]], Ys[1])             # (Λ * J,)
-        out = np.maximum(out, r.reshape(len(lags), J))
-    return out
+def _first_failed(tests):
+    """The first (passed, text) whose test fails, or None when all pass."""
+    return next((text for ok, text in tests if not ok), None)
 
 
-def controls(blocks, groups, F, parts, seed, n_shifts):
-    """What a model's blocks give, as arrays: R (scan), probe (Λ, J), null (J, S)."""
-    R = scan(blocks, F, parts)
-    probe = _probe(blocks, groups, F, parts, LAGS)
-    b_sl = parts[1]
-    if not n_shifts:
-        return R, probe, None
-    Z = [stats.zscore(a[b_sl]) for a in blocks]
-    rng = np.random.default_rng(seed)
-    offsets = stats.shifts(b_sl.stop - b_sl.start, n_shifts, rng)
-    null = np.stack([stats.shift_null(Z, F[b_sl, j], offsets) for j in range(F.shape[1])])
-    return R, probe, null
-
-
-def verdict(r, null99, p, untrained, local, probe, probe_untrained):
-    """r: the chosen cell's held-out r in the direction chosen (0 if it flipped)."""
+def decide(r, null99, p, untrained, local, probe, probe_untrained, probe_null99=0.0):
+    """(verdict, why): the verdict and the control that decided it. r: the chosen
+    cell's held-out r in the direction chosen (0 if it flipped)."""
     if local >= LOCAL_MIN:
-        return "LOCAL"
-    if (r >= R_MIN and r > null99 and p <= P_MAX and r >= untrained + MARGIN
-            and r > local):
-        return "TRACKED"
-    if probe >= R_MIN and probe >= probe_untrained + MARGIN and probe >= local + MARGIN:
-        return "DISTRIBUTED"
+        return "LOCAL", f"local {local:.2f} >= {LOCAL_MIN}"
+    cell = _first_failed([(r >= R_MIN, f"cell r {r:.2f} < {R_MIN}"),
+                          (r > null99, f"cell r {r:.2f} <= its null99 {null99:.2f}"),
+                          (p <= P_MAX, f"cell p {p:.3f} > {P_MAX}"),
+                          (r >= untrained + MARGIN, f"cell r {r:.2f} < untrained {untrained:.2f} "
+                                                    f"+ {MARGIN}"),
+                          (r > local, f"cell r {r:.2f} <= local {local:.2f}")])
+    if cell is None:
+        return "TRACKED", "the cell beats its null, the untrained model and local"
+    pr = _first_failed([(probe >= R_MIN, f"probe {probe:.2f} < {R_MIN}"),
+                        (probe > probe_null99, f"probe {probe:.2f} <= its null99 "
+                                               f"{probe_null99:.2f}"),
+                        (probe >= probe_untrained + MARGIN, f"probe {probe:.2f} < untrained "
+                                                            f"{probe_untrained:.2f} + {MARGIN}"),
+                        (probe >= local + MARGIN, f"probe {probe:.2f} < local {local:.2f} "
+                                                  f"+ {MARGIN}")])
+    if pr is None:
+        return "DISTRIBUTED", f"{cell}; the probe beats its null, the untrained probe and local"
     if local >= R_MIN and local >= max(r, probe):
-        return "LOCAL"
-    return "NOT FOUND"
+        return "LOCAL", f"local {local:.2f} >= {R_MIN} and the model does no better"
+    return "NOT FOUND", f"{cell}; {pr}"
 
 
-def analyze(blocks, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=SHIFTS, top=3,
-            progress=None):
-    """blocks: [(T, H)] activations named names[b] = (layer, state); groups: lists of
-    block indices for the probe; ids: (T,) the text; hyps: [Hypothesis] that apply;
-    untrained: blocks of the untrained model, or None (its numbers are then None).
-    Returns (results [dict per hypothesis], R)."""
-    T = len(ids)
-    parts = halves(T)
-    F = np.stack([h.values for h in hyps], axis=1)                   # (T, J)
+def verdict(*args):
+    return decide(*args)[0]
+
+
+def from_arrays(blocks, chunk=1000):
+    """A source of chunks over whole (T, H) arrays, as record.chunks is over a model."""
+    def source(bounds):
+        T = len(blocks[0])
+        cuts = sorted({0, T, *[b for b in bounds if 0 < b < T]})
+        for a, b in zip(cuts, cuts[1:]):
+            for t0 in range(a, b, chunk):
+                yield t0, [x[t0:min(b, t0 + chunk)] for x in blocks]
+    return source
+
+
+def _run(source, names, groups, hyps, parts, offsets=(), choose=None, observers=()):
+    """Streams one model's chunks through a stream.Stream; at the half, choose(R0)
+    names the cells (block, unit) whose second-half series are kept. Returns the
+    Stream and {(block, unit): (n,) float32 over the second half}."""
+    st = stream.Stream(names, groups, hyps, parts, LAGS, offsets, offsets[:PROBE_SHIFTS]) \
+        if hyps else None
+    half, kept = parts[1].start, None
+    for t0, states in source((half,)):
+        if t0 >= half and kept is None:
+            if st:
+                st.half_done()
+            cells = choose(st.scan(0)[None] if st else None) if choose else []
+            kept = {c: np.empty(parts[1].stop - half, np.float32) for c in cells}
+        for (b, u), v in (kept or {}).items():
+            v[t0 - half:t0 - half + len(states[b])] = states[b][:, u]
+        if st:
+            st.add(int(t0 >= half), t0, states)
+        for o in observers:
+            o.add(t0, states)
+    return st, kept
+
+
+def analyze(source, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=SHIFTS, top=3,
+            keep=(), observers=(), progress=None):
+    """source(bounds): chunks (t0, [(c, H) per block]) of the model, blocks named
+    names[b] = (layer, state) (record.chunks, or from_arrays); groups: lists of block
+    indices for the probe; ids: (T,) the text; hyps: [Hypothesis] that apply;
+    untrained: a source for the untrained model, or None (its numbers are then None);
+    keep: more (block, unit) whose second half to keep; observers: more sums fed
+    every chunk of the model. Returns (results [dict per hypothesis], R, kept)."""
+    from concurrent.futures import ThreadPoolExecutor
+    parts = halves(len(ids))
+    J = len(hyps)
     say = progress or (lambda msg: None)
-    say("correlating")
-    R, probe, null = controls(blocks, groups, F, parts, seed, n_shifts)
-    if untrained is not None:
+    rng = np.random.default_rng(seed)
+    b_sl = parts[1]
+    offsets = stats.shifts(b_sl.stop - b_sl.start, n_shifts, rng) if n_shifts and J else []
+
+    def choose(R):
+        return sorted({c[:2] for j in range(J) for c in best_cells(R, j, top)} | set(keep))
+    # the untrained model streams in a second thread (the kernels release the GIL)
+    pool = ThreadPoolExecutor(1) if untrained is not None and J else None
+    if pool:
+        ufuture = pool.submit(_run, untrained, names, groups, hyps, parts)
+    st, kept = _run(source, names, groups, hyps, parts, offsets, choose, observers)
+    if not J:
+        return [], None, kept
+    R = np.stack([st.scan(0), st.scan(1)])
+    pr = st.probe.r()
+    L = len(LAGS)
+    probe, probe_null = pr[:L * J].reshape(L, J), pr[L * J:].reshape(-1, J).T
+    null = st.shift_null() if n_shifts else None
+    if pool:
         say("the untrained baseline")
-        Ru, probe_u, _ = controls(untrained, groups, F, parts, seed, 0)
+        ust, _ = ufuture.result()
+        pool.shutdown()
+        Ru, probe_u = np.stack([ust.scan(0), ust.scan(1)]), ust.probe.r()[:L * J].reshape(L, J)
     say("the locality baseline")
-    local = np.stack([stats.local_r(ids, F, *parts, width=LOCAL_WIDTH, lag=lag) for lag in LAGS])
+    local = np.stack([stats.local_r(ids, np.stack([h.values for h in hyps], 1), *parts,
+                                    width=LOCAL_WIDTH, lag=lag) for lag in LAGS])
     results = []
     for j, h in enumerate(hyps):
-        cells = [_cell(R, j, c, blocks, names, F, parts, h.binary) for c in best_cells(R, j, top)]
+        cells = [_cell(R, j, c, kept, names, h, parts) for c in best_cells(R, j, top)]
         best = cells[0]
         k = LAGS.index(best["lag"])
         r = max(0.0, best["sign"] * best["r"])     # held out, in the direction chosen
@@ -157,19 +178,21 @@ def analyze(blocks, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=S
                "null99": float(np.quantile(null[j], 0.99)) if n_shifts else None,
                "p": stats.p_value(null[j], r) if n_shifts else None,
                "untrained": None, "probe_untrained": None,
+               "probe_null99": float(np.quantile(probe_null[j], 0.99)) if n_shifts else None,
                "local": float(local[k, j]), "probe": float(probe[k, j])}
-        if untrained is not None:
+        if pool:
             bu, uu, ku = best_cells(Ru, j)[0]
             res["untrained"] = float(abs(Ru[1, bu, ku, uu, j]))
             res["probe_untrained"] = float(probe_u[k, j])
-        res["verdict"] = verdict(r, res["null99"] if n_shifts else 0.0,
-                                 res["p"] if n_shifts else 0.0, res["untrained"] or 0.0,
-                                 res["local"], res["probe"], res["probe_untrained"] or 0.0)
+        res["verdict"], res["why"] = decide(r, res["null99"] or 0.0, res["p"] or 0.0,
+                                            res["untrained"] or 0.0, res["local"], res["probe"],
+                                            res["probe_untrained"] or 0.0,
+                                            res["probe_null99"] or 0.0)
         results.append(res)
-    return results, R
+    return results, R, kept
 
 
-def _cell(R, j, cell, blocks, names, F, parts, binary):
+def _cell(R, j, cell, kept, names, h, parts):
     """One chosen cell's numbers; r and AUC are on the held-out half, signed by
     the choosing half, so a cell that flips sign shows a negative AUC margin."""
     b, unit, k = cell
@@ -179,7 +202,7 @@ def _cell(R, j, cell, blocks, names, F, parts, binary):
     sign = 1.0 if r_sel >= 0 else -1.0
     out = {"layer": layer, "state": state, "unit": unit, "lag": lag, "sign": int(sign),
            "r_select": r_sel, "r": float(R[1, b, k, unit, j]), "auc": None}
-    if binary:
-        a, fb = _half_lag(blocks[b][:, unit], parts[1], lag)
-        out["auc"] = stats.auc(sign * a, F[fb, j])
+    if h.binary:
+        sl = parts[1]
+        out["auc"] = stats.auc(sign * kept[(b, unit)][lag:], h.values[sl.start:sl.stop - lag])
     return out

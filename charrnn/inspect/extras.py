@@ -11,9 +11,11 @@ uniform, towards 1 for two separated modes). Each of the best is labelled with
 the built-in hypothesis it correlates with most on the held-out half, when that
 |r| passes R_MIN and the hypothesis' null99; the rest show the contexts where
 they are highest and lowest.
-"""
-import html
 
+Both are sums over the stream (Saturation and Moments are fed every chunk); only
+the contexts of the discovered cells need their series, from a second pass.
+Their text and HTML are in render.py.
+"""
 import numpy as np
 
 from charrnn.inspect import analyze as an
@@ -23,94 +25,65 @@ LOW, HIGH = 0.1, 0.9
 MEMORY = ("c", "tanh_c", "h")
 
 
-def saturation(rec):
-    """[{layer (from 1), gate, left (H,), right (H,)}] per layer and sigmoid gate."""
-    out = []
-    for layer in range(rec.layers):
-        for g in SIGMOID_GATES[rec.kind]:
-            a = rec[(layer, g)]
-            out.append({"layer": layer + 1, "gate": g,
-                        "left": (a < LOW).mean(axis=0).tolist(),
-                        "right": (a > HIGH).mean(axis=0).tolist()})
-    return out
+class Saturation:
+    """Counts per sigmoid gate unit of the steps below LOW and above HIGH."""
+
+    def __init__(self, names, kind):
+        self.gates = [(b, l, s) for b, (l, s) in enumerate(names) if s in SIGMOID_GATES[kind]]
+        self.left = [0] * len(self.gates)
+        self.right = [0] * len(self.gates)
+        self.n = 0
+
+    def add(self, t0, states):
+        for k, (b, _, _) in enumerate(self.gates):
+            self.left[k] = self.left[k] + (states[b] < LOW).sum(axis=0)
+            self.right[k] = self.right[k] + (states[b] > HIGH).sum(axis=0)
+        self.n += len(states[0])
+
+    def result(self):
+        """[{layer (from 1), gate, left (H,), right (H,)}] per layer and sigmoid gate."""
+        return [{"layer": l + 1, "gate": g, "left": (left / self.n).tolist(),
+                 "right": (right / self.n).tolist()}
+                for (_, l, g), left, right in zip(self.gates, self.left, self.right)]
 
 
-def saturation_text(sat, size=(17, 41)):
-    """A table of the means, and per layer a scatter of units: x the right-saturated
-    fraction, y the left-saturated one, each unit drawn as its gate's letter."""
-    if not sat:
-        return "# saturation: this model has no sigmoid gates\n"
-    lines = ["# gate saturation: fraction of steps below 0.1 (left) and above 0.9 (right)",
-             "layer gate  mean_left  mean_right  units_mostly_left  units_mostly_right"]
-    for s in sat:
-        left, right = np.array(s["left"]), np.array(s["right"])
-        lines.append(f"L{s['layer']:<4} {s['gate']:<4}  {left.mean():9.3f}  {right.mean():10.3f}  "
-                     f"{int((left > 0.5).sum()):17d}  {int((right > 0.5).sum()):18d}")
-    rows, cols = size
-    for layer in sorted({s["layer"] for s in sat}):
-        grid = [[" "] * cols for _ in range(rows)]
-        for s in (s for s in sat if s["layer"] == layer):
-            for lf, rt in zip(s["left"], s["right"]):
-                y, x = rows - 1 - int(round(lf * (rows - 1))), int(round(rt * (cols - 1)))
-                grid[y][x] = s["gate"] if grid[y][x] in (" ", s["gate"]) else "*"
-        lines.append(f"L{layer}: y = fraction left-saturated (0..1 up), x = right-saturated (0..1); "
-                     f"* = several gates")
-        lines += ["  |" + "".join(r) for r in grid]
-        lines.append("  +" + "-" * cols)
-    return "\n".join(lines) + "\n"
+class Moments:
+    """Per memory block, sums of powers 1..4 and of lag-1 products of a - ref (float64),
+    which give each unit's persistence and bimodality over the whole text."""
 
+    def __init__(self, names):
+        self.blocks = [b for b, (_, s) in enumerate(names) if s in MEMORY]
+        self.ref, self.prev, self.first = {}, {}, {}
+        self.sums = {b: np.zeros((5, 0)) for b in self.blocks}   # a, a^2, a^3, a^4, a_t a_t-1
+        self.n = 0
 
-COLORS = {"i": "#1f77b4", "f": "#2ca02c", "o": "#d62728", "r": "#9467bd", "z": "#ff7f0e"}
+    def add(self, t0, states):
+        for b in self.blocks:
+            if b not in self.ref:
+                self.ref[b] = states[b].mean(axis=0, dtype=np.float64)
+                self.first[b] = states[b][0] - self.ref[b]
+                self.sums[b] = np.zeros((5, states[b].shape[1]))
+            x = states[b] - self.ref[b]                        # (c, H) float64
+            pairs = x[1:] * x[:-1]
+            lag1 = pairs.sum(axis=0) + (self.prev[b] * x[0] if b in self.prev else 0.0)
+            self.sums[b] += [x.sum(axis=0), (x ** 2).sum(axis=0), (x ** 3).sum(axis=0),
+                             (x ** 4).sum(axis=0), lag1]
+            self.prev[b] = x[-1]
+        self.n += len(states[0])
 
-
-def saturation_svg(sat, size=220):
-    """Inline SVG scatter plots, one per layer."""
-    plots = []
-    for layer in sorted({s["layer"] for s in sat}):
-        pad, w = 30, size
-        dots = []
-        for s in (s for s in sat if s["layer"] == layer):
-            for lf, rt in zip(s["left"], s["right"]):
-                cx, cy = pad + rt * (w - pad - 5), w - pad - lf * (w - pad - 5)
-                dots.append(f'<circle class="dot" cx="{cx:.1f}" cy="{cy:.1f}" r="2.5" '
-                            f'fill="{COLORS.get(s["gate"], "#333")}" fill-opacity="0.7">'
-                            f'<title>{s["gate"]} left {lf:.2f} right {rt:.2f}</title></circle>')
-        legend = "".join(f'<text x="{pad + 12 + 28 * k}" y="12" font-size="11" '
-                         f'fill="{COLORS[g]}">{g}</text>'
-                         for k, g in enumerate(sorted({s["gate"] for s in sat if s["layer"] == layer})))
-        plots.append(
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{w}" '
-            f'viewBox="0 0 {w} {w}" class="saturation">'
-            f'<rect x="{pad}" y="5" width="{w - pad - 5}" height="{w - pad - 5}" fill="none" '
-            f'stroke="#888"/>{legend}'
-            f'<text x="{w / 2}" y="{w - 8}" font-size="11" text-anchor="middle">right-saturated'
-            f'</text><text x="12" y="{w / 2}" font-size="11" text-anchor="middle" '
-            f'transform="rotate(-90 12 {w / 2})">left-saturated</text>'
-            f'<text x="{pad}" y="{w - 20}" font-size="10">L{layer}</text>{"".join(dots)}</svg>')
-    return "<div>" + "".join(plots) + "</div>"
-
-
-def saturation_table_html(sat):
-    rows = "".join(f"<tr><td>L{s['layer']}</td><td>{s['gate']}</td>"
-                   f"<td>{np.mean(s['left']):.3f}</td><td>{np.mean(s['right']):.3f}</td></tr>"
-                   for s in sat)
-    return ("<table><tr><th>layer</th><th>gate</th><th>mean left</th><th>mean right</th></tr>"
-            f"{rows}</table>")
-
-
-def bimodality(a):
-    """Sarle's bimodality coefficient of the columns of a (n, K)."""
-    n = a.shape[0]
-    z = (a - a.mean(axis=0)) / np.maximum(a.std(axis=0), 1e-12)
-    skew = (z ** 3).mean(axis=0)
-    kurt = (z ** 4).mean(axis=0) - 3
-    return (skew ** 2 + 1) / (kurt + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
-
-
-def persistence(a):
-    """Lag-1 autocorrelation of the columns of a (n, K)."""
-    z = (a - a.mean(axis=0)) / np.maximum(a.std(axis=0), 1e-12)
-    return (z[1:] * z[:-1]).mean(axis=0)
+    def scores(self, b):
+        """(persistence (H,), bimodality (H,)) of block b, as persistence() and
+        bimodality() give over the whole series."""
+        n = self.n
+        s1, s2, s3, s4, lag1 = self.sums[b] / [[n], [n], [n], [n], [1]]
+        m2 = s2 - s1 ** 2
+        m3 = s3 - 3 * s1 * s2 + 2 * s1 ** 3
+        m4 = s4 - 4 * s1 * s3 + 6 * s1 ** 2 * s2 - 3 * s1 ** 4
+        sd = np.maximum(np.sqrt(np.maximum(m2, 0.0)), 1e-12)
+        ends = self.sums[b][0] - self.first[b] + self.sums[b][0] - self.prev[b]
+        auto = (lag1 - s1 * ends + (n - 1) * s1 ** 2) / (n - 1) / sd ** 2
+        skew, kurt = m3 / sd ** 3, m4 / sd ** 4 - 3
+        return auto, (skew ** 2 + 1) / (kurt + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
 
 
 def _contexts(text, series, n=3, span=24, highest=True):
@@ -127,54 +100,37 @@ def _contexts(text, series, n=3, span=24, highest=True):
             for t in picked]
 
 
-def discover(ins, count=10):
-    """The `count` best cells by persistence x bimodality, one state per cell."""
-    rec, best = ins.rec, {}
-    for b, (layer, state) in enumerate(rec.blocks):
-        if state not in MEMORY:
-            continue
-        a = rec[(layer, state)].astype(np.float64)
-        score = np.clip(persistence(a), 0, None) * bimodality(a)
-        for u in range(a.shape[1]):
-            key = (layer, u)
-            if key not in best or score[u] > best[key][0]:
-                best[key] = (float(score[u]), b, state)
+def discover(moments, names, results, R, text, series, count=10):
+    """The `count` best cells by persistence x bimodality, one state per cell.
+    series(cells): {(block, unit): (T,)} for the cells that need their contexts."""
+    best, scores = {}, {}
+    for b in moments.blocks:
+        scores[b] = moments.scores(b)
+        score = np.clip(scores[b][0], 0, None) * scores[b][1]
+        layer = names[b][0]
+        for u in range(len(score)):
+            if (layer, u) not in best or score[u] > best[(layer, u)][0]:
+                best[(layer, u)] = (float(score[u]), b)
     out = []
-    for (layer, u), (score, b, state) in sorted(best.items(), key=lambda kv: -kv[1][0])[:count]:
-        a = rec[(layer, state)][:, u].astype(np.float64)
-        item = {"layer": layer + 1, "state": state, "unit": u, "score": score,
-                "persistence": float(persistence(a[:, None])[0]),
-                "bimodality": float(bimodality(a[:, None])[0]), "label": None}
-        if ins.results:
-            R = ins.R[1, b, :, u, :]                          # (Λ, J) held out
-            k, j = np.unravel_index(np.argmax(np.abs(R)), R.shape)
-            res = ins.results[j]
-            r = float(R[k, j])
+    for (layer, u), (score, b) in sorted(best.items(), key=lambda kv: -kv[1][0])[:count]:
+        item = {"layer": layer + 1, "state": names[b][1], "unit": u, "score": score,
+                "persistence": float(scores[b][0][u]), "bimodality": float(scores[b][1][u]),
+                "label": None, "block": b}
+        if results:
+            Rb = R[1, b, :, u, :]                          # (Λ, J) held out
+            k, j = np.unravel_index(np.argmax(np.abs(Rb)), Rb.shape)
+            res = results[j]
+            r = float(Rb[k, j])
             if abs(r) >= an.R_MIN and (res["null99"] is None or abs(r) > res["null99"]):
                 item["label"] = {"hypothesis": res["name"], "r": r, "lag": an.LAGS[k]}
-        if item["label"] is None:
-            item["top"] = _contexts(ins.text, a, highest=True)
-            item["bottom"] = _contexts(ins.text, a, highest=False)
         out.append(item)
+    todo = [d for d in out if d["label"] is None]
+    cells = [(d["block"], d["unit"]) for d in todo]
+    got = series(cells) if cells else {}
+    for d in out:
+        b = d.pop("block")
+        if d["label"] is None:
+            a = got[(b, d["unit"])].astype(np.float64)
+            d["top"] = _contexts(text, a, highest=True)
+            d["bottom"] = _contexts(text, a, highest=False)
     return out
-
-
-def discover_text(items):
-    lines = ["# discover: cells by persistence x bimodality (no hypothesis needed)"]
-    for d in items:
-        head = (f"L{d['layer']} {d['state']}[{d['unit']}]  persistence={d['persistence']:.2f}  "
-                f"bimodality={d['bimodality']:.2f}")
-        if d["label"]:
-            lab = d["label"]
-            lines.append(f"{head} -> {lab['hypothesis']} (r={lab['r']:+.2f}, lag={lab['lag']:+d})")
-            continue
-        lines.append(f"{head} -> ?")
-        for side in ("top", "bottom"):
-            shown = "  ".join(repr(c["context"]) for c in d[side])
-            lines.append(f"    {side:<6} {shown}")
-    return "\n".join(lines) + "\n"
-
-
-def discover_html(ins):
-    return ("<h2>Discovered cells</h2><pre>" + html.escape(discover_text(ins.discovered))
-            + "</pre>")

@@ -1,7 +1,9 @@
 """The hypotheses: features of the raw text, one number per character.
 
 Every feature is the state AFTER reading text[i] (what a recurrent state at step
-i has seen), as in charrnn.synth.features, and lexed by these rules:
+i has seen), as in charrnn.synth.features. Which features a text has, and how its
+strings and comments are lexed, depend on its language (charrnn/inspect/lang.py:
+c, python, shell, prose, generic); the rules below are generic's:
 
   in_dquote     a '"' toggles: True from an opening quote (inclusive) to the
                 closing one (exclusive). Prose rule: no escapes, no comments.
@@ -14,7 +16,9 @@ i has seen), as in charrnn.synth.features, and lexed by these rules:
                 of prose do not open long strings); a '"' one may span lines, as in
                 the synthetic corpus.
   in_comment    '#' or '//' to the end of the line, '/* */'; outside strings.
-                ('//' is Python's floor division: use --regex on Python text.)
+                (python: '#' only; c: '//' and '/* */'; shell: '#' starting a word.)
+  in_preproc    c only: a preprocessor line, from a '#' first on the line to a
+                newline without a backslash before it.
   in_paren, in_bracket, in_brace   ( [ { opened and not yet closed, counted
                 outside strings and comments; a stray closer is ignored.
   bracket_depth the three kinds together.
@@ -39,6 +43,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
+from charrnn.inspect.lang import FEATURES, LEXERS
 
 MIN_EVENTS = 5   # a binary feature applies when each half has this many of each value
 CLOSERS = ")]}>\"'"
@@ -89,58 +95,72 @@ def _squote_closer(text, start, n):
     return -1
 
 
-_KEYWORD = re.compile(r"\b(?:el)?if\b")
+def _open(text, i, lx):
+    """What opens at text[i] in code: (string delimiter or None, comment closer or None,
+    characters it covers); a line comment's closer is the newline."""
+    for d in lx.strings:
+        if text.startswith(d, i):
+            return d, None, len(d)
+    for c in lx.line_comments:
+        if text.startswith(c, i) and not (c == "#" and lx.word_hash and i
+                                          and text[i - 1] not in " \t\n;&|()"):
+            return None, "\n", 1
+    if lx.block_comment and text.startswith(lx.block_comment[0], i):
+        return None, lx.block_comment[1], len(lx.block_comment[0])
+    return None, None, 1
 
 
-def _code(text, out):
-    """in_string, in_comment, brackets, in_if: one lexer over the text."""
+def _code(text, out, lx):
+    """in_string, in_comment, in_preproc, brackets, in_if: one lexer over the text,
+    by the rules of lx (a lang.Lexer)."""
     n = len(text)
     depth = {"(": 0, "[": 0, "{": 0}
     close = {")": "(", "]": "[", "}": "{"}
-    string = comment = None          # the open delimiter ('"', "'''", ...) or comment kind
+    string = comment = None          # the open string delimiter; the open comment's closer
     if_depth = -1                    # bracket depth of an open if-condition, or -1
-    starts = {m.start(): m.end() for m in _KEYWORD.finditer(text)}
+    preproc, blank_line = False, True
+    starts = {m.start() for m in re.finditer(lx.keywords, text)} if lx.keywords else set()
     i = 0
     while i < n:
         ch, run = text[i], 1         # run: characters this step covers
         total = sum(depth.values())
+        if ch == "\n" and preproc and text[i - 1] != "\\":
+            preproc = False                  # a backslash before the newline continues it
         if comment:
-            if comment == "line" and ch == "\n":
-                comment = None
-            elif comment == "block" and text.startswith("*/", i):
-                comment = "end"              # the '*' is inside, the '/' outside
-            elif comment == "end":
-                comment = None
+            if comment == "\n" and ch == "\n" or comment == "end":
+                comment = None               # the newline, or the '/' of '*/', is outside
+            elif comment != "\n" and text.startswith(comment, i):
+                comment = "end"
         elif string:
-            if ch == "\\":
+            if ch == "\\" and string not in lx.raw:
                 run = 2
             elif text.startswith(string, i):
                 string, run = None, len(string)
-            elif ch == "\n" and string == "'":
+            elif ch == "\n" and string not in lx.multiline:
                 string = None
         else:
-            if if_depth >= 0 and total == if_depth and ch in ":{;\n":
+            if if_depth >= 0 and total == if_depth and ch in lx.if_ends:
                 if_depth = -1                # the condition ends before its terminator
-            if ch in "\"'":
-                string = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else ch
-                run = len(string)
-            elif ch == "#" or text.startswith("//", i):
-                comment = "line"
-            elif text.startswith("/*", i):
-                comment, run = "block", 2
+            string, comment, run = _open(text, i, lx)
+            if string or comment:
+                ch = ""                      # it is neither a bracket nor a keyword
+            if lx.preproc and ch == "#" and blank_line:
+                preproc = True
             elif ch in depth:
                 depth[ch] += 1
             elif ch in close and depth[close[ch]] > 0:
                 depth[close[ch]] -= 1
                 if sum(depth.values()) < if_depth:
                     if_depth = -1
-            elif i in starts and if_depth < 0:
+            elif i in starts and if_depth < 0 and not preproc and ch:
                 if_depth = total
         if ch == "\n" and if_depth >= 0 and total <= if_depth:
             if_depth = -1
+        blank_line = text[i] == "\n" or (blank_line and text[i] in " \t")
         sl = slice(i, i + run)
         out["in_string"][sl] = string is not None
         out["in_comment"][sl] = comment is not None
+        out["in_preproc"][sl] = preproc
         for k, name in (("(", "in_paren"), ("[", "in_bracket"), ("{", "in_brace")):
             out[name][sl] = depth[k] > 0
         out["bracket_depth"][sl] = sum(depth.values())
@@ -172,26 +192,28 @@ def _lines(text, out):
         out["line_start"][i], out["after_sentence"][i] = at_start, after
 
 
-BINARY = ("in_dquote", "in_squote", "in_string", "in_comment", "in_paren", "in_bracket",
-          "in_brace", "in_if", "line_start", "after_sentence",
+BINARY = ("in_dquote", "in_squote", "in_string", "in_comment", "in_preproc", "in_paren",
+          "in_bracket", "in_brace", "in_if", "line_start", "after_sentence",
           "is_upper", "is_digit", "is_space", "is_punct")
 COUNTS = ("bracket_depth", "column", "word_pos", "indent")
-NAMES = BINARY[:8] + ("bracket_depth",) + BINARY[8:10] + COUNTS[1:] + BINARY[10:]
+NAMES = BINARY[:9] + ("bracket_depth",) + BINARY[9:11] + COUNTS[1:] + BINARY[11:]
 
 
-def builtin(text):
-    """{name: Hypothesis} of every built-in feature, in NAMES order."""
+def builtin(text, lang="generic"):
+    """{name: Hypothesis} of the built-in features of a language (lang.LANGS), in
+    NAMES order; the others do not belong to it and are left out."""
     n = len(text)
     out = {k: np.zeros(n, bool) for k in BINARY}
     out.update({k: np.zeros(n, np.int64) for k in COUNTS})
     _quotes(text, out)
-    _code(text, out)
+    _code(text, out, LEXERS[lang])
     _lines(text, out)
     out["is_upper"][:] = [ch.isupper() for ch in text]
     out["is_digit"][:] = [ch.isdigit() for ch in text]
     out["is_space"][:] = [ch.isspace() for ch in text]
     out["is_punct"][:] = [not (ch.isalnum() or ch.isspace()) for ch in text]
-    return {k: Hypothesis(k, out[k].astype(np.float64), k in BINARY) for k in NAMES}
+    return {k: Hypothesis(k, out[k].astype(np.float64), k in BINARY) for k in NAMES
+            if k in FEATURES[lang]}
 
 
 def applies(h, halves):

@@ -11,12 +11,13 @@ Recorded per layer l (numbered from 1 on the screen, L{l-1}.* in the checkpoint)
     gru    h, r, z, n                   gates activated, order r, z, n
     rnn    h
 
-Memory: T * H * (states per layer) * L float32s, e.g. 1.4 GB for 50,000
-characters through a 2x512 LSTM.
+chunks() hands each chunk's states over and keeps nothing: inspect-cells
+accumulates its statistics from them (stream.py). record() keeps them all,
+T * H * (states per layer) * L float32s, for tests and short texts.
 """
 import numpy as np
 
-from charrnn.model import carve, forward, init_params, zero_state
+from charrnn.model import carve, forward, init_params, named_states, zero_state
 
 STATES = {"lstm": ("c", "tanh_c", "h", "i", "f", "o", "g"),
           "gru": ("h", "r", "z", "n"),
@@ -25,9 +26,42 @@ GATE_NAMES = {"lstm": "ifog", "gru": "rzn", "rnn": ""}
 DEFAULT_STATE = {"lstm": "tanh_c", "gru": "h", "rnn": "h"}
 
 
+def blocks(cfg):
+    """[(layer, state)]: the recorded blocks in their fixed order."""
+    return [(l, s) for l in range(cfg.layers) for s in STATES[cfg.kind]]
+
+
+def memory_groups(cfg):
+    """Per layer, the indices of the blocks the probe reads: its memory (c and h, or h)."""
+    keep = ("c", "h") if cfg.kind == "lstm" else ("h",)
+    names = blocks(cfg)
+    return [[b for b, (l, s) in enumerate(names) if l == layer and s in keep]
+            for layer in range(cfg.layers)]
+
+
+def chunks(cfg, p, ids, bounds=(), chunk=1000):
+    """Runs the model with parameters p (named views) over ids (T,) in one stream and
+    yields (t0, [(c, H) float32 per block in blocks(cfg) order]) for rows t0..t0+c;
+    no chunk straddles a bound. The arrays are reused: use them before the next."""
+    T = len(ids)
+    dtype = next(iter(p.values())).dtype
+    state = zero_state(cfg, 1, dtype=dtype)
+    cuts = sorted({0, T, *[b for b in bounds if 0 < b < T]})
+    for a, b in zip(cuts, cuts[1:]):
+        for t0 in range(a, b, chunk):
+            x = np.asarray(ids[t0:min(b, t0 + chunk)], dtype=np.int64)[:, None]   # (c, 1)
+            _, caches, state = forward(cfg, p, x, state)
+            named = named_states(cfg, caches)
+            out = []
+            for l, s in blocks(cfg):
+                a_ = np.tanh(named[l]["c"][:, 0]) if s == "tanh_c" else named[l][s][:, 0]
+                out.append(np.ascontiguousarray(a_, dtype=np.float32))
+            yield t0, out
+
+
 class Recording:
-    """blocks: [(layer, state)] in a fixed order; acts[(layer, state)]: (T, H) float32.
-    Layers are 0-based here; renderers add 1."""
+    """Every state of every step, for tests and short texts: blocks: [(layer, state)];
+    rec[(layer, state)]: (T, H) float32. Layers are 0-based here; renderers add 1."""
 
     def __init__(self, kind, layers, acts):
         self.kind, self.layers = kind, layers
@@ -37,51 +71,17 @@ class Recording:
     def __getitem__(self, block):
         return self.acts[block]
 
-    @property
-    def T(self):
-        return self.acts[self.blocks[0]].shape[0]
 
-    @property
-    def H(self):
-        return self.acts[self.blocks[0]].shape[1]
-
-
-def _store(kind, out, l, t0, h, saved):
-    """Copies one chunk's caches (T', 1, ...) into the (T, H) recordings of layer l."""
-    n, H = h.shape[0], h.shape[2]
-    rows = slice(t0, t0 + n)
-    out[(l, "h")][rows] = h[:, 0]
-    if kind == "lstm":
-        gates, c = saved
-        out[(l, "c")][rows] = c[:, 0]
-        out[(l, "tanh_c")][rows] = np.tanh(c[:, 0])
-    elif kind == "gru":
-        gates = saved[0]
-    else:
-        return
-    for k, name in enumerate(GATE_NAMES[kind]):
-        out[(l, name)][rows] = gates[:, 0, k * H:(k + 1) * H]
-
-
-def record(cfg, p, ids, chunk=1000, progress=None):
-    """Runs the model with parameters p (named views) over ids (T,) in one stream.
-    progress(n) is called with the characters done after each chunk."""
-    T = len(ids)
-    out = {(l, s): np.empty((T, cfg.hidden), np.float32)
-           for l in range(cfg.layers) for s in STATES[cfg.kind]}
-    dtype = next(iter(p.values())).dtype
-    state = zero_state(cfg, 1, dtype=dtype)
-    for t0 in range(0, T, chunk):
-        x = np.asarray(ids[t0:t0 + chunk], dtype=np.int64)[:, None]   # (T', 1)
-        _, caches, state = forward(cfg, p, x, state)
-        for l, (_, h, saved, _) in enumerate(caches):
-            _store(cfg.kind, out, l, t0, h, saved)
-        if progress is not None:
-            progress(len(x))
+def record(cfg, p, ids, chunk=1000):
+    """The whole Recording of the model over ids (T * H * states * L float32s)."""
+    names = blocks(cfg)
+    out = {name: np.empty((len(ids), cfg.hidden), np.float32) for name in names}
+    for t0, states in chunks(cfg, p, ids, chunk=chunk):
+        for name, a in zip(names, states):
+            out[name][t0:t0 + len(a)] = a
     return Recording(cfg.kind, cfg.layers, out)
 
 
 def untrained_params(cfg, seed=0):
     """Parameters of the same architecture as training starts it (train.Run's init)."""
     return carve(init_params(cfg, np.random.default_rng(seed)), cfg)
-

@@ -1,5 +1,5 @@
-"""The statistics: correlation as one matrix product, AUC, the circular-shift null,
-a ridge probe and the locality baseline.
+"""The statistics: correlation as one matrix product, AUC, the circular shifts of
+the null and the locality baseline (the streamed sums are in stream.py).
 
 Dimensions: n time steps of one half of the text, K columns of activations (one
 per unit of a block), J features, S random shifts, D probe inputs.
@@ -51,23 +51,6 @@ def shifts(n, count, rng):
     return rng.integers(lo, max(lo + 1, n - lo), size=count)
 
 
-def shift_null(Zblocks, f, offsets):
-    """Null distribution of the best |r|: for each offset s, the max over every
-    column of every block of |r| with f rolled by s. Zblocks: [(n, K)] z-scored;
-    f: (n,). Returns (S,). Rolling keeps f's own autocorrelation, so a slowly
-    varying feature gets the large chance correlations it really has."""
-    n = len(f)
-    zf = zscore(f)
-    best = np.zeros(len(offsets), np.float32)
-    step = max(1, SHIFT_BYTES // (4 * n))  # shifts at a time: memory does not grow with S
-    for s0 in range(0, len(offsets), step):
-        Fs = np.stack([np.roll(zf, s) for s in offsets[s0:s0 + step]], axis=1)    # (n, step)
-        part = best[s0:s0 + step]
-        for Z in Zblocks:
-            np.maximum(part, np.abs(Z.T @ Fs).max(axis=0) / np.float32(n), out=part)
-    return best
-
-
 def p_value(null, r):
     """(1 + #{null >= |r|}) / (1 + S): never 0, at best 1 / (S + 1)."""
     return (1 + int(np.sum(null >= abs(r)))) / (1 + len(null))
@@ -77,19 +60,6 @@ def pearson(x, y):
     """Columnwise r between x (n, J) and y (n, J), or of two vectors."""
     zx, zy = zscore(x), zscore(y)
     return (zx * zy).mean(axis=0)
-
-
-def ridge_r(Xa, Ya, Xb, Yb, alpha=1e-2):
-    """A linear probe: ridge regression of Ya (n_a, J) on Xa (n_a, D), inputs
-    z-scored with half a's statistics, penalty alpha * n_a; returns r (J,) of its
-    predictions with Yb on the other half."""
-    mu, sd = Xa.mean(axis=0), Xa.std(axis=0)
-    sd[sd < 1e-12] = 1.0
-    Za = ((Xa - mu) / sd).astype(np.float32)           # float32 products, float64 solve
-    Zb = ((Xb - mu) / sd).astype(np.float32)
-    G = (Za.T @ Za).astype(np.float64) + alpha * len(Za) * np.eye(Za.shape[1])
-    W = np.linalg.solve(G, (Za.T @ (Ya - Ya.mean(axis=0)).astype(np.float32)).astype(np.float64))
-    return pearson(Zb @ W.astype(np.float32), Yb)
 
 
 def context_keys(ids, width, lag=0):
