@@ -5,7 +5,8 @@ Layout (format "charrnn-checkpoint", version 1; documented in docs/checkpoint.md
                       (the model's), "train" (the run's settings), "vocab" (list of
                       characters), "step", "epoch", "train_loss", "val_loss", "rng" ...
     param/<name>      the model's parameters, names and shapes as in model.py
-    opt/<name>        optimizer moment buffers, flat, same length as the parameters
+    opt/<name>        optimizer moment buffers, flat, as long as the trained parameters
+    ridge/A, ridge/BT the sums of an ESN's --readout ridge run (esn.py)
     state/train       (L, S, N, H) hidden state carried into the next training step
 
 Loaded with allow_pickle=False: no code in a file is ever run. Written atomically:
@@ -65,8 +66,10 @@ def _config(meta):
     c = meta.get("config")
     if not isinstance(c, dict) or set(c) != set(ModelConfig.__dataclass_fields__):
         raise ValueError("its model configuration is missing or incomplete")
-    if c["kind"] not in ("rnn", "lstm", "gru"):
+    if c["kind"] not in ("rnn", "lstm", "gru", "esn"):
         raise ValueError(f"unknown model kind {c['kind']!r}")
+    if c["kind"] == "esn" and c["layers"] != 1:
+        raise ValueError(f"an esn has one reservoir layer, not {c['layers']!r}")
     for k, (lo, hi) in LIMITS.items():
         if type(c[k]) is not int or not lo <= c[k] <= hi:
             raise ValueError(f"config {k} = {c[k]!r} is out of range")
@@ -106,7 +109,7 @@ class Checkpoint:
             if key in meta and not isinstance(meta[key], kind) or meta.get("step", 0) < 0:
                 raise ValueError(f"its metadata field {key!r} is damaged")
         for name, a in arrays.items():
-            if name.startswith(("opt/", "state/")) and \
+            if name.startswith(("opt/", "state/", "ridge/")) and \
                     (a.dtype not in (np.float32, np.float64) or not np.isfinite(a).all()):
                 raise ValueError(f"its array {name} is not finite float data")
 

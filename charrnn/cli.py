@@ -103,6 +103,7 @@ Examples:
   charrnn train input.txt --preset min-char-rnn --log gist.jsonl   # the gist, exactly
   charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
+  charrnn train input.txt --model esn --hidden 2000 --readout ridge --epochs 1 -o esn.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
@@ -117,10 +118,13 @@ Examples:
               "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "
               "train.lua (2015): 2x128 LSTM, RMSProp 2e-3 (decay 0.95), x0.97 per epoch after "
               "10, element clipping at 5, U(-0.08, 0.08) weights, 50 epochs, 5% validation.")
-@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
-              help="Cell type.")
+@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru", "esn"]), default="lstm",
+              help="Cell type. esn: an echo state network, a fixed random reservoir of "
+              "--hidden units (one layer) of which only the readout (and --embed's "
+              "embedding) is trained, with no backpropagation through time.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
-@click.option("--layers", type=click.IntRange(1), default=2, help="Stacked layers.")
+@click.option("--layers", type=click.IntRange(1), default=2,
+              help="Stacked layers.  [default: 2; 1 for esn]")
 @click.option("--embed", type=click.IntRange(0), default=0,
               help="Size of a learned input embedding; 0 feeds characters one-hot.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -135,6 +139,17 @@ Examples:
 @click.option("--init-scale", type=click.FloatRange(0), default=0.0,
               help="s of --init: the uniform bound or the normal standard deviation; "
               "0: 1/sqrt(hidden) for uniform, 0.01 for normal.")
+@click.option("--spectral-radius", type=click.FloatRange(0, min_open=True), default=0.95,
+              help="esn: the largest |eigenvalue| of the reservoir's sparse recurrent matrix.")
+@click.option("--leak", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              help="esn: leak rate a of h = (1 - a) h_prev + a tanh(x Wx + h_prev Wh + b).")
+@click.option("--input-scale", type=click.FloatRange(0, min_open=True), default=1.0,
+              help="esn: the reservoir's input weights and biases are U(-s, s).")
+@click.option("--readout", type=click.Choice(["optimizer", "ridge"]), default="optimizer",
+              help="esn: train the readout with --optimizer, or fit it in closed form by "
+              "ridge regression on the reservoir's states (one epoch is enough: --epochs 1).")
+@click.option("--ridge", type=click.FloatRange(0), default=1e-4,
+              help="esn, --readout ridge: the L2 penalty on the readout, per character.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,
               help="Characters per step of truncated backpropagation through time.")
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
@@ -193,6 +208,8 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
     if preset:
         opts.update({k: v for k, v in tr.PRESETS[preset].items() if k not in given})
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
+    if arch["kind"] == "esn" and "layers" not in given:
+        arch["layers"] = 1  # one reservoir
     output = output or resume or "model.npz"
     tr.check_writable(output)
     if not resume and not force and os.path.exists(output):

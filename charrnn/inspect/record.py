@@ -10,6 +10,7 @@ Recorded per layer l (numbered from 1 on the screen, L{l-1}.* in the checkpoint)
     lstm   c, tanh_c, h, i, f, o, g     gates activated, order i, f, o, g
     gru    h, r, z, n                   gates activated, order r, z, n
     rnn    h
+    esn    h                            the reservoir's (leaky) state
 
 Memory: T * H * (states per layer) * L float32s, e.g. 1.4 GB for 50,000
 characters through a 2x512 LSTM.
@@ -20,9 +21,9 @@ from charrnn.model import carve, forward, init_params, zero_state
 
 STATES = {"lstm": ("c", "tanh_c", "h", "i", "f", "o", "g"),
           "gru": ("h", "r", "z", "n"),
-          "rnn": ("h",)}
-GATE_NAMES = {"lstm": "ifog", "gru": "rzn", "rnn": ""}
-DEFAULT_STATE = {"lstm": "tanh_c", "gru": "h", "rnn": "h"}
+          "rnn": ("h",), "esn": ("h",)}
+GATE_NAMES = {"lstm": "ifog", "gru": "rzn", "rnn": "", "esn": ""}
+DEFAULT_STATE = {"lstm": "tanh_c", "gru": "h", "rnn": "h", "esn": "h"}
 
 
 class Recording:
