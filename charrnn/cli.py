@@ -103,7 +103,7 @@ Examples:
   charrnn train input.txt --preset min-char-rnn --log gist.jsonl   # the gist, exactly
   charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
-  charrnn train input.txt --model esn --hidden 2000 --readout ridge --epochs 1 -o esn.npz
+  charrnn train input.txt --model esn --hidden 2000 --readout ridge -o esn.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000""")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
@@ -147,7 +147,7 @@ Examples:
               help="esn: the reservoir's input weights and biases are U(-s, s).")
 @click.option("--readout", type=click.Choice(["optimizer", "ridge"]), default="optimizer",
               help="esn: train the readout with --optimizer, or fit it in closed form by "
-              "ridge regression on the reservoir's states (one epoch is enough: --epochs 1).")
+              "ridge regression on the reservoir's states, reading the training text once.")
 @click.option("--ridge", type=click.FloatRange(0), default=1e-4,
               help="esn, --readout ridge: the L2 penalty on the readout, per character.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,

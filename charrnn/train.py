@@ -330,6 +330,8 @@ class Run:
     def stop_step(self):
         tc, spe = self.tc, self.batches.steps_per_epoch
         limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0) if s]
+        if self.ridge is not None:  # a second epoch adds the same states again: the same fit
+            limits.append(spe)
         return min(limits) if limits else None
 
     def validate(self, scheduled=True):

@@ -143,6 +143,12 @@ def test_ridge_run_fits_the_states_it_read(tmp_path):
     assert run.val_loss < np.log(run.cfg.vocab_size) - 0.3  # it learned something
 
 
+def test_ridge_run_reads_the_text_once(tmp_path):
+    run = run_esn(tmp_path / "m.npz", readout="ridge", epochs=10, eval_every=1000)
+    assert run.stop_step() == run.batches.steps_per_epoch
+    assert run_esn(tmp_path / "o.npz", epochs=10).stop_step() == 10 * run.batches.steps_per_epoch
+
+
 @pytest.mark.parametrize("readout", ["optimizer", "ridge"])
 def test_reservoir_fixed_and_resume_bitwise(tmp_path, readout):
     """Training changes the readout and the embedding (optimizer) but never the
