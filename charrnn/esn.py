@@ -39,6 +39,13 @@ class Reservoir:
     leak: float = 0.5              # a: the share of the new value in each step
     input_scale: float = 1.0       # s: Wx and b are U(-s, s)
 
+    @classmethod
+    def of_run(cls, train):
+        """The settings a run's saved "train" dict drew its reservoir with (numbers only;
+        what is missing or damaged keeps its default)."""
+        return cls(**{k: float(v) for k, v in train.items()
+                      if k in cls.__dataclass_fields__ and type(v) in (int, float) and v > 0})
+
 
 def init_reservoir(p, rng, res):
     """Draws L0.Wx, L0.Wh, L0.b and sets L0.leak in the named views p; the readout

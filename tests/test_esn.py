@@ -252,3 +252,16 @@ def test_sampler_equals_the_step_by_step_reference(embed, P, monkeypatch):
     prime = [0, 3, 4, 5, 1]
     assert generate(sampler, prime, 60, greedy=True)[:, 0].tolist() == \
         greedy_reference(cfg, p, prime, 60)
+
+
+def test_untrained_baseline_draws_with_the_runs_settings():
+    """inspect-cells' untrained ESN is another reservoir of the same kind: the
+    checkpoint's spectral radius, leak and input scale; damaged values keep defaults."""
+    from charrnn.inspect.record import untrained_params
+    res = esn.Reservoir.of_run({"spectral_radius": 0.7, "leak": 0.25, "input_scale": "x",
+                                "lr": 0.1})
+    assert res == esn.Reservoir(spectral_radius=0.7, leak=0.25)
+    cfg = ModelConfig(kind="esn", vocab_size=5, hidden=30, layers=1)
+    p = untrained_params(cfg, 3, res)
+    assert np.abs(np.linalg.eigvals(p["L0.Wh"].astype(np.float64))).max() == pytest.approx(0.7, rel=1e-5)
+    assert np.all(p["L0.leak"] == np.float32(0.25))

@@ -18,6 +18,7 @@ import numpy as np
 from charrnn import CharrnnError
 from charrnn.inspect import analyze as an
 from charrnn.inspect import features as ft
+from charrnn.esn import Reservoir
 from charrnn.inspect.record import DEFAULT_STATE, STATES, record, untrained_params
 
 FORMAT = "charrnn-inspect"
@@ -118,9 +119,10 @@ def memory_groups(rec):
 
 
 def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SHIFTS, top=3,
-            progress=False, log=None):
+            progress=False, log=None, reservoir=Reservoir()):
     """Records the model over text and tests every hypothesis that applies.
-    log(msg) receives progress notes (stderr in the CLI)."""
+    log(msg) receives progress notes (stderr in the CLI). reservoir: how an ESN's
+    untrained baseline is drawn (esn.Reservoir)."""
     from charrnn.data import encode
     say = log or (lambda msg: None)
     ids = encode(text, vocab, "the text")
@@ -133,7 +135,7 @@ def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SH
     # kernels release the GIL): at batch 1 each recording is bound by reading weights
     pool = ThreadPoolExecutor(1) if usable and untrained else None
     if pool:
-        ufuture = pool.submit(_record, cfg, untrained_params(cfg, seed), ids, False, "")
+        ufuture = pool.submit(_record, cfg, untrained_params(cfg, seed, reservoir), ids, False, "")
     rec = _record(cfg, params, ids, progress, "recording")
     blocks = [rec[b] for b in rec.blocks]
     results, R = [], None
@@ -222,7 +224,8 @@ def cli_main(ck, text, o, log):
             f"{len(hyps)} hypotheses")
     ins = inspect(cfg, ck.params, ck.vocab, text, hyps, untrained=o["untrained"], seed=o["seed"],
                   shifts=o["shifts"], top=o["top"], progress=not quiet,
-                  log=None if quiet else (lambda m: log(f"charrnn: {m}")))
+                  log=None if quiet else (lambda m: log(f"charrnn: {m}")),
+                  reservoir=Reservoir.of_run(ck.meta.get("train") or {}))
     ins.shown = show
     if o["saturation"]:
         ins.saturation = extras.saturation(ins.rec)

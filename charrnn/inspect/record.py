@@ -17,6 +17,7 @@ characters through a 2x512 LSTM.
 """
 import numpy as np
 
+from charrnn.esn import Reservoir
 from charrnn.model import carve, forward, init_params, zero_state
 
 STATES = {"lstm": ("c", "tanh_c", "h", "i", "f", "o", "g"),
@@ -82,7 +83,8 @@ def record(cfg, p, ids, chunk=1000, progress=None):
     return Recording(cfg.kind, cfg.layers, out)
 
 
-def untrained_params(cfg, seed=0):
-    """Parameters of the same architecture as training starts it (train.Run's init)."""
-    return carve(init_params(cfg, np.random.default_rng(seed)), cfg)
+def untrained_params(cfg, seed=0, reservoir=Reservoir()):
+    """Parameters of the same architecture as training starts it (train.Run's init);
+    an ESN's: another reservoir drawn with the same settings, and a zero readout."""
+    return carve(init_params(cfg, np.random.default_rng(seed), reservoir=reservoir), cfg)
 
