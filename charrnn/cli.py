@@ -200,7 +200,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
     """Train a model on FILES (text; '-' reads standard input)."""
     from charrnn import checkpoint, train as tr
     from charrnn.data import read_corpus
-    from charrnn.model import ModelConfig, num_params
+    from charrnn.model import ModelConfig, describe_params
     given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     if preset and resume:
         raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
@@ -250,7 +250,7 @@ def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force,
         c, spe = run.cfg, run.batches.steps_per_epoch
         if not quiet:
             say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
-                f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
+                f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {describe_params(c)}, "
                 f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
             say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
                 f"{spe:,} steps of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {tc.seed}"
@@ -415,10 +415,11 @@ Examples:
 def info(checkpoint_path, as_json):
     """Configuration, size, progress and losses of the model in CKPT."""
     from charrnn import checkpoint
-    from charrnn.model import num_params
+    from charrnn.model import describe_params, frozen, num_params
     ck = checkpoint.load(checkpoint_path)
     m, c = ck.meta, ck.config
     res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
+           "trained_params": num_params(c) - frozen(c),
            "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
            "train": m.get("train"), "format_version": m.get("version")}
@@ -428,7 +429,7 @@ def info(checkpoint_path, as_json):
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     click.echo(f"model       {c.kind}, {c.layers} layers x {c.hidden} hidden, "
                f"{'embedding ' + str(c.embed) if c.embed else 'one-hot input'}, dropout {c.dropout}")
-    click.echo(f"parameters  {res['params']:,}")
+    click.echo(f"parameters  {describe_params(c).replace(' parameters', '', 1)}")
     click.echo(f"vocabulary  {len(ck.vocab)} characters: {''.join(ck.vocab)!r}"[:200])
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "

@@ -74,6 +74,12 @@ def num_params(cfg):
     return sum(int(np.prod(s)) for _, s in param_shapes(cfg))
 
 
+def describe_params(cfg):
+    """'P parameters', and for an ESN how many of them are trained."""
+    P, fixed = num_params(cfg), frozen(cfg)
+    return f"{P:,} parameters" + (f" ({P - fixed:,} trained, the reservoir fixed)" if fixed else "")
+
+
 def frozen(cfg):
     """How many leading entries of the flat buffer training never changes: an ESN's reservoir."""
     if cfg.kind != "esn":

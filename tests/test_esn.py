@@ -207,6 +207,12 @@ def test_cli_train_resume_sample_eval_inspect(tmp_path, readout):
     assert ck.meta["train"]["leak"] == 0.7 and ck.meta["train"]["readout"] == readout
     radius = np.abs(np.linalg.eigvals(ck.params["L0.Wh"].astype(np.float64))).max()
     assert radius == pytest.approx(0.8, rel=1e-5)
+    code, res, err = charrnn("info", out, "--json")
+    assert code == 0, err
+    fixed = 4 * 40 + 40 * 40 + 40 + 40  # L0.Wx (E, H), Wh, b, leak
+    assert json.loads(res)["params"] - json.loads(res)["trained_params"] == fixed
+    code, res, err = charrnn("info", out)
+    assert code == 0 and "trained, the reservoir fixed" in res, err
     code, _, err = charrnn("train", corpus, "--resume", out, "--max-steps", "20", *common)
     assert code == 0, err
     assert checkpoint.load(out).meta["step"] == 20
