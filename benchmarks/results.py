@@ -41,6 +41,8 @@ sys.path.insert(0, HERE)
 import ngram  # noqa: E402  (benchmarks/ is not a package)
 
 DEFAULT_OUT = os.path.join(HERE, "QUALITY.md")
+# echo state networks, by their readout: one reservoir layer, one-hot input, sizes --esn-hidden
+ESN_READOUTS = {"esn": "optimizer", "esn-ridge": "ridge"}
 COLUMNS = ["model", "layers", "hidden", "parameters", "steps", "epochs", "time s",
            "val nats", "test nats", "test bits/char"]
 
@@ -67,11 +69,12 @@ def child(kind, layers, hidden, budget, corpus, seed, logs):
     # int(len * val_frac) must be exactly len(val): aim half a character above it
     val_frac = (len(val) + 0.5) / len(seen)
     tc = tr.TrainConfig(time_limit=budget, epochs=0, val_frac=val_frac, val_chars=0, seed=seed,
-                        log_every=100)
+                        log_every=100, readout=ESN_READOUTS.get(kind, "optimizer"))
     os.makedirs(logs, exist_ok=True)
     log = os.path.join(logs, f"{kind}-{layers}x{hidden}.jsonl")
     open(log, "w").close()  # a new run, not appended to an older one
-    cfg = ModelConfig(kind=kind, hidden=hidden, layers=layers, embed=hidden)
+    cfg = ModelConfig(kind="esn", hidden=hidden, layers=1) if kind in ESN_READOUTS else \
+        ModelConfig(kind=kind, hidden=hidden, layers=layers, embed=hidden)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "model.npz")
         run = tr.Run((seen, vocab), out, cfg, tc, fit_batches=True)
@@ -135,12 +138,31 @@ def grid(results, base, args):
     lines = ["| model | layers | " + " | ".join(f"H = {h}" for h in args.hidden) + " |",
              "|---|---|" + "---|" * len(args.hidden)]
     for kind in args.models:
-        for L in args.layers:
+        for L in [] if kind in ESN_READOUTS else args.layers:
             cells = [f"{by[kind, L, h]:.3f}" if (kind, L, h) in by else "..." for h in args.hidden]
             lines.append(f"| {kind.upper()} | {L} | " + " | ".join(cells) + " |")
     lines.append(f"| {base['model']} | | " + " | ".join(f"{base['test']:.3f}" for _ in args.hidden)
                  + " |")
+    esns = [k for k in args.models if k in ESN_READOUTS]
+    if esns:  # reservoirs are sized apart: a table of their own
+        lines += ["", "| echo state network | readout | " +
+                  " | ".join(f"H = {h}" for h in args.esn_hidden) + " |",
+                  "|---|---|" + "---|" * len(args.esn_hidden)]
+        for kind in esns:
+            cells = [f"{by[kind, 1, h]:.3f}" if (kind, 1, h) in by else "..." for h in args.esn_hidden]
+            lines.append(f"| {kind.upper()} | {ESN_READOUTS[kind]} | " + " | ".join(cells) + " |")
     return lines
+
+
+def plan(args):
+    """[(kind, layers, hidden)] in the order they train."""
+    runs = []
+    for kind in args.models:
+        if kind in ESN_READOUTS:
+            runs += [(kind, 1, h) for h in args.esn_hidden]
+        else:
+            runs += [(kind, L, h) for L in args.layers for h in args.hidden]
+    return runs
 
 
 def report(results, base, sizes, args, started):
@@ -160,7 +182,9 @@ def report(results, base, sizes, args, started):
         f"Every model trains for {args.budget:g} s of wall-clock time (validation included, "
         f"kernel compilation not) with charrnn's defaults (batch 50 x sequence 50, Adam at 2e-3 "
         f"decaying 0.95 per epoch, clipping at 5, no dropout, validation every 200 steps), an "
-        f"embedding as wide as the hidden layer, seed {args.seed}; test loss is that of the best "
+        f"embedding as wide as the hidden layer (an echo state network: one-hot input into "
+        f"one fixed reservoir, its readout trained by Adam without backpropagation through "
+        f"time, or by ridge regression), seed {args.seed}; test loss is that of the best "
         f"checkpoint by validation loss, scored by `charrnn.evaluate` (every character after the "
         f"first, as in one pass over the test part). Uniform guessing: "
         f"ln V = {math.log(V):.3f} nats.",
@@ -193,9 +217,12 @@ def report(results, base, sizes, args, started):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", nargs="+", choices=["rnn", "lstm", "gru"], default=["rnn", "lstm", "gru"])
+    kinds = ["rnn", "lstm", "gru", *ESN_READOUTS]
+    ap.add_argument("--models", nargs="+", choices=kinds, default=kinds)
     ap.add_argument("--layers", nargs="+", type=int, default=[1, 2, 3])
     ap.add_argument("--hidden", nargs="+", type=int, default=[128, 256])
+    ap.add_argument("--esn-hidden", nargs="+", type=int, default=[1000, 3000],
+                    help="reservoir sizes of the echo state networks (one layer)")
     ap.add_argument("--budget", type=float, default=600, help="training seconds per model")
     ap.add_argument("--out", default=DEFAULT_OUT, help="the Markdown report (default: %(default)s)")
     ap.add_argument("--corpus", default=None, help="text file (default: tiny Shakespeare)")
@@ -208,7 +235,7 @@ def main(argv=None):
         return
     args.corpus = os.path.abspath(args.corpus or ngram.corpus_path())
     args.logs = os.path.join(os.path.dirname(os.path.abspath(args.out)), "logs", "quality")
-    args.total = len(args.models) * len(args.layers) * len(args.hidden)
+    args.total = len(plan(args))
     args.load = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M %z")
     train, val, test, vocab = read_splits(args.corpus)
@@ -217,16 +244,14 @@ def main(argv=None):
     print(f"results: {base['model']}: test {base['test']:.4f} nats/char", file=sys.stderr)
     results = []
     report(results, base, sizes, args, started)
-    for kind in args.models:
-        for L in args.layers:
-            for H in args.hidden:
-                print(f"results: training {kind} {L}x{H} for {args.budget:g} s "
-                      f"({len(results) + 1}/{args.total})", file=sys.stderr, flush=True)
-                r = train_one(kind, L, H, args)
-                results.append(r)
-                print(f"results: {kind} {L}x{H}: {r['steps']:,} steps, val {r['val']:.4f}, "
-                      f"test {r['test']:.4f} nats/char", file=sys.stderr, flush=True)
-                report(results, base, sizes, args, started)
+    for kind, L, H in plan(args):
+        print(f"results: training {kind} {L}x{H} for {args.budget:g} s "
+              f"({len(results) + 1}/{args.total})", file=sys.stderr, flush=True)
+        r = train_one(kind, L, H, args)
+        results.append(r)
+        print(f"results: {kind} {L}x{H}: {r['steps']:,} steps, val {r['val']:.4f}, "
+              f"test {r['test']:.4f} nats/char", file=sys.stderr, flush=True)
+        report(results, base, sizes, args, started)
     print(f"results: wrote {args.out}", file=sys.stderr)
 
 

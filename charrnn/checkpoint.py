@@ -5,7 +5,8 @@ Layout (format "charrnn-checkpoint", version 1; documented in docs/checkpoint.md
                       (the model's), "train" (the run's settings), "vocab" (list of
                       characters), "step", "epoch", "train_loss", "val_loss", "rng" ...
     param/<name>      the model's parameters, names and shapes as in model.py
-    opt/<name>        optimizer moment buffers, flat, same length as the parameters
+    opt/<name>        optimizer moment buffers, flat, as long as the trained parameters
+    ridge/A, ridge/BT the sums of an ESN's --readout ridge run (esn.py)
     state/train       (L, S, N, H) hidden state carried into the next training step
 
 Loaded with allow_pickle=False: no code in a file is ever run. Written atomically:
@@ -94,8 +95,9 @@ class Checkpoint:
             shape, dtypes = spec
             if a.shape != shape or a.dtype not in dtypes:
                 raise ValueError(f"its array {name} is {a.dtype} {a.shape}, expected float32 {shape}")
-            with np.errstate(over="ignore"):  # refused below, in one line, not warned about
-                a = a.astype(np.float32, copy=False)  # one dtype for the kernels
+            if not name.startswith("ridge/"):  # sums of many states keep float64
+                with np.errstate(over="ignore"):  # refused below, in one line, not warned about
+                    a = a.astype(np.float32, copy=False)  # one dtype for the kernels
             if not np.isfinite(a).all():  # float64 beyond float32's range is inf by now
                 raise ValueError(f"its array {name} holds NaN or infinite values "
                                  f"(or values too large for float32)")

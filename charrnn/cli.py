@@ -184,6 +184,7 @@ Examples:
   charrnn train input.txt --preset min-char-rnn --log gist.jsonl   # the gist, exactly
   charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz
+  charrnn train input.txt --model esn --hidden 2000 --readout ridge -o esn.npz
   cat *.md | charrnn train - --max-steps 2000 --seed 1 --log train.jsonl
   charrnn train corpora/shakespeare.txt --resume model.npz --max-steps 8000
   mpirun -n 4 charrnn train big.ids -o big.npz          # 4 ranks (README: More than one machine)""")
@@ -200,10 +201,13 @@ Examples:
               "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "
               "train.lua (2015): 2x128 LSTM, RMSProp 2e-3 (decay 0.95), x0.97 per epoch after "
               "10, element clipping at 5, U(-0.08, 0.08) weights, 50 epochs, 5% validation.")
-@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm",
-              help="Cell type.")
+@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru", "esn"]), default="lstm",
+              help="Cell type. esn: an echo state network, a fixed random reservoir of "
+              "--hidden units (one layer) of which only the readout (and --embed's "
+              "embedding) is trained, with no backpropagation through time.")
 @click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
-@click.option("--layers", type=click.IntRange(1), default=2, help="Stacked layers.")
+@click.option("--layers", type=click.IntRange(1), default=2,
+              help="Stacked layers.  [default: 2; 1 for esn]")
 @click.option("--embed", type=click.IntRange(0), default=0,
               help="Size of a learned input embedding; 0 feeds characters one-hot.")
 @click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
@@ -218,6 +222,17 @@ Examples:
 @click.option("--init-scale", type=Finite(0), default=0.0,
               help="s of --init: the uniform bound or the normal standard deviation; "
               "0: 1/sqrt(hidden) for uniform, 0.01 for normal.")
+@click.option("--spectral-radius", type=click.FloatRange(0, min_open=True), default=0.95,
+              help="esn: the largest |eigenvalue| of the reservoir's sparse recurrent matrix.")
+@click.option("--leak", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              help="esn: leak rate a of h = (1 - a) h_prev + a tanh(x Wx + h_prev Wh + b).")
+@click.option("--input-scale", type=click.FloatRange(0, min_open=True), default=1.0,
+              help="esn: the reservoir's input weights and biases are U(-s, s).")
+@click.option("--readout", type=click.Choice(["optimizer", "ridge"]), default="optimizer",
+              help="esn: train the readout with --optimizer, or fit it in closed form by "
+              "ridge regression on the reservoir's states, reading the training text once.")
+@click.option("--ridge", type=click.FloatRange(0), default=1e-4,
+              help="esn, --readout ridge: the L2 penalty on the readout, per character.")
 @click.option("--seq-length", type=click.IntRange(1), default=50,
               help="Characters per step of truncated backpropagation through time.")
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
@@ -366,6 +381,8 @@ def _train_settings(comm, resume, opts, given):
     from charrnn import checkpoint, train as tr
     from charrnn.model import ModelConfig
     arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
+    if arch["kind"] == "esn" and "layers" not in given:
+        arch["layers"] = 1  # one reservoir
     opts["eval_every"] = opts["eval_every"] or 0  # 0, like epochs None: chosen by the run
     if not resume:
         if opts["seed"] is None:  # the ranks' largest: one seed for all
@@ -388,10 +405,10 @@ def _train_settings(comm, resume, opts, given):
 
 
 def _train_header(run, resumed):
-    from charrnn.model import num_params
+    from charrnn.model import describe_params
     c, spe = run.cfg, run.batches.steps_per_epoch
     say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
-        f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {num_params(c):,} parameters, "
+        f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {describe_params(c)}, "
         f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
     say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
         f"{plural(spe, 'step')} of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {run.tc.seed}"
@@ -580,11 +597,12 @@ Examples:
 def info(checkpoint_path, as_json):
     """Configuration, size, progress and losses of the model in CKPT."""
     from charrnn import checkpoint
-    from charrnn.model import num_params
+    from charrnn.model import frozen, num_params
     need_stdout()
     ck = checkpoint.load(checkpoint_path)
     m, c = ck.meta, ck.config
     res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
+           "trained_params": num_params(c) - frozen(c),
            "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
            "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
            "train": m.get("train"), "format_version": m.get("version"),
@@ -595,6 +613,7 @@ def info(checkpoint_path, as_json):
 
 def _print_info(res, ck, as_json):
     from charrnn import history
+    from charrnn.model import describe_params
     c = ck.config
     if as_json:
         click.echo(json.dumps(res))
@@ -602,7 +621,7 @@ def _print_info(res, ck, as_json):
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     click.echo(f"model       {c.kind}, {plural(c.layers, 'layer')} x {c.hidden} hidden, "
                f"{'embedding ' + str(c.embed) if c.embed else 'one-hot input'}, dropout {c.dropout}")
-    click.echo(f"parameters  {res['params']:,}")
+    click.echo(f"parameters  {describe_params(c).replace(' parameters', '', 1)}")
     click.echo(f"vocabulary  {plural(len(ck.vocab), 'character')}: {_shown(ck.vocab)}")
     click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
     click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "

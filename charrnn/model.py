@@ -12,6 +12,7 @@ checkpoint stores exactly the named views. Names and shapes, layer l = 0..L-1:
     L{l}.Wh   (H, G)
     L{l}.b    (G,)
     L{l}.bhn  (H,)       GRU only
+    L{l}.leak (H,)       ESN only: the leak rate, fixed
     out.W     (H, V)
     out.b     (V,)
 
@@ -21,24 +22,29 @@ layers and before the output projection, as in char-rnn. Weight drop (DropConnec
 on the recurrent weights, Wan et al. 2013, as AWD-LSTM uses it, Merity et al. 2017)
 drops entries of every Wh, one mask per chunk shared by all its steps and streams,
 so it regularises the recurrent path without breaking the memory a cell carries.
+
+An echo state network (esn.py) is one fixed layer: its buffer puts the reservoir
+(L0.Wx, L0.Wh, L0.b, L0.leak) first, so what is trained (embed.W, out.W, out.b) is
+the tail flat[frozen(cfg):], the only part the optimizer updates.
 """
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from charrnn import threads
+from charrnn.esn import Reservoir, embedding_grad, esn_forward, init_reservoir
 from charrnn.gru import gru_backward, gru_forward
 from charrnn.layers import scatter_add_rows, softmax_xent, xent
 from charrnn.lstm import lstm_backward, lstm_forward
 from charrnn.rnn import rnn_backward, rnn_forward
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-STATES = {"rnn": 1, "lstm": 2, "gru": 1}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "esn": 1}
+STATES = {"rnn": 1, "lstm": 2, "gru": 1, "esn": 1}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "lstm"      # rnn | lstm | gru
+    kind: str = "lstm"      # rnn | lstm | gru | esn
     vocab_size: int = 65    # V, set from the corpus
     hidden: int = 128       # H
     layers: int = 2         # L
@@ -53,6 +59,9 @@ def param_shapes(cfg):
     """[(name, shape)] in buffer order."""
     V, E, H, G = cfg.vocab_size, cfg.embed, cfg.hidden, GATES[cfg.kind] * cfg.hidden
     shapes = [("embed.W", (V, E))] if E else []
+    if cfg.kind == "esn":  # the fixed reservoir first: see frozen()
+        return [("L0.Wx", (E or V, H)), ("L0.Wh", (H, H)), ("L0.b", (H,)), ("L0.leak", (H,)),
+                *shapes, ("out.W", (H, V)), ("out.b", (V,))]
     for l in range(cfg.layers):
         D = (E or V) if l == 0 else H
         shapes += [(f"L{l}.Wx", (D, G)), (f"L{l}.Wh", (H, G)), (f"L{l}.b", (G,))]
@@ -63,6 +72,19 @@ def param_shapes(cfg):
 
 def num_params(cfg):
     return sum(int(np.prod(s)) for _, s in param_shapes(cfg))
+
+
+def describe_params(cfg):
+    """'P parameters', and for an ESN how many of them are trained."""
+    P, fixed = num_params(cfg), frozen(cfg)
+    return f"{P:,} parameters" + (f" ({P - fixed:,} trained, the reservoir fixed)" if fixed else "")
+
+
+def frozen(cfg):
+    """How many leading entries of the flat buffer training never changes: an ESN's reservoir."""
+    if cfg.kind != "esn":
+        return 0
+    return sum(int(np.prod(s)) for name, s in param_shapes(cfg) if name.startswith("L0."))
 
 
 def carve(flat, cfg):
@@ -79,14 +101,18 @@ def carve(flat, cfg):
 NORMAL_SCALE = 0.01  # init="normal"'s standard deviation unless given: min-char-rnn's
 
 
-def init_params(cfg, rng, dtype=np.float32, init="orthogonal", scale=0.0):
+def init_params(cfg, rng, dtype=np.float32, init="orthogonal", scale=0.0, reservoir=Reservoir()):
     """A new flat buffer. Weights U(-k, k), k = scale or 1/sqrt(H) as in PyTorch;
     recurrent weights orthogonal per gate block (init="orthogonal") or as the others;
     init="normal": every weight N(0, s^2), s = scale or 0.01 (min-char-rnn); embedding
     N(0, 1); biases 0 except the LSTM forget gate's, 1, so that the cell state is
-    remembered from the start (Gers et al. 2000; Jozefowicz et al. 2015)."""
+    remembered from the start (Gers et al. 2000; Jozefowicz et al. 2015).
+    An ESN's: esn.init_reservoir with the settings reservoir (esn.Reservoir)."""
     flat = np.zeros(num_params(cfg), dtype=dtype)
     p = carve(flat, cfg)
+    if cfg.kind == "esn":
+        init_reservoir(p, rng, reservoir)
+        return flat
     H = cfg.hidden
     k = scale or 1.0 / np.sqrt(H)
     for name, w in p.items():
@@ -149,13 +175,17 @@ def _input_projection(cfg, p, l, x):
 
 
 def _cell_forward(kind, xw, Wh, s0, bhn):
-    """Runs one layer's recurrence. Returns h (T, N, H) and what backward needs."""
+    """Runs one layer's recurrence. Returns h (T, N, H) and what backward needs.
+    bhn: the GRU's bhn, or the ESN's leak."""
     T, N, G = xw.shape
     H = Wh.shape[0]
     h = np.empty((T, N, H), dtype=xw.dtype)
     if kind == "rnn":
         threads.recurrence(rnn_forward, N, H, G, h, xw, Wh, s0[0])
         return h, (h,), h[-1][None]
+    if kind == "esn":  # z in place of xw
+        threads.recurrence(esn_forward, N, H, G, h, xw, Wh, bhn, s0[0])
+        return h, (xw,), h[-1][None]
     if kind == "lstm":  # the gates in place of xw (lstm.py), as for the GRU
         c = np.empty((T, N, H), dtype=xw.dtype)
         threads.recurrence(lstm_forward, N, H, G, h, c, xw, Wh, s0[0], s0[1])
@@ -173,7 +203,7 @@ def forward(cfg, p, ids, state, masks=None):
     for l in range(cfg.layers):
         xw = _input_projection(cfg, p, l, x)
         h, saved, new_state[l] = _cell_forward(cfg.kind, xw, p[f"L{l}.Wh"], state[l],
-                                               p.get(f"L{l}.bhn"))
+                                               p.get(f"L{l}.bhn", p.get(f"L{l}.leak")))
         x = h if masks is None else h * masks[l]
         caches.append((xw, h, saved, x))
     logits = threads.matmul(x.reshape(T * N, -1), p["out.W"], p["out.b"])
@@ -190,6 +220,12 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
     top = caches[-1][3].reshape(M, H)
     threads.matmul_tn_add(g["out.W"], top, dlogits)
     g["out.b"] += dlogits.sum(axis=0)
+    if cfg.kind == "esn":  # no backpropagation through time: the gradient stops at h
+        if cfg.embed:
+            dh = threads.matmul(dlogits, p["out.W"].T).reshape(T, N, H)
+            dh = dh if masks is None else dh * masks[0]
+            embedding_grad(p, g, dh, caches[0][2][0], ids, _folds_embedding(cfg, M))
+        return
     dx = threads.matmul(dlogits, p["out.W"].T).reshape(T, N, H)  # BLAS reads the transpose as is
     for l in range(cfg.layers - 1, -1, -1):
         xw, h, saved, _ = caches[l]

@@ -28,13 +28,14 @@ import numpy as np
 from numba import njit
 
 from charrnn import threads
+from charrnn.esn import esn_cell
 from charrnn.gru import gru_cell
 from charrnn.layers import EXP_LO, FAST, exp
 from charrnn.lstm import lstm_cell
 from charrnn.native import barrier, gate_columns, gemm, new_ctx
 from charrnn.rnn import rnn_cell
 
-KINDS = {"rnn": 0, "lstm": 1, "gru": 2}
+KINDS = {"rnn": 0, "lstm": 1, "gru": 2, "esn": 3}
 # a chunk that took less than this is followed by one twice as long, up to MAX_CHUNK,
 # so that waking the other threads is paid once for many characters
 FLUSH_S = 0.01
@@ -83,10 +84,13 @@ def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
     """One step of the cell of this kind from h_prev (N, U) (and c_prev, for the
     LSTM) to h (and c), which may be the same arrays: the training kernels' cells,
     on this part's columns (so with u0 = 0). xw is used up: the LSTM's and GRU's cells
-    turn it into their gates; scratch (U,) holds the GRU's ahn."""
+    turn it into their gates; scratch (U,) holds the GRU's ahn. bhn: the GRU's bhn,
+    or the ESN's leak."""
     for n in range(h.shape[0]):
         if kind == 0:
             rnn_cell(h[n], a[n], xw[n])
+        elif kind == 3:
+            esn_cell(h[n], a[n], xw[n], h_prev[n], bhn)
         elif kind == 1:
             lstm_cell(h[n], c[n], xw[n], a[n], c_prev[n], 0)
         else:
@@ -309,7 +313,8 @@ class Sampler:
             self.Wxs[l] = f32[f"L{l}.Wx"]
         self.Whs = np.stack([f32[f"L{l}.Wh"] for l in range(L)])
         self.bs = np.stack([f32[f"L{l}.b"] for l in range(L)])
-        self.bhns = np.stack([f32.get(f"L{l}.bhn", np.zeros(H, np.float32)) for l in range(L)])
+        self.bhns = np.stack([f32.get(f"L{l}.bhn", f32.get(f"L{l}.leak", np.zeros(H, np.float32)))
+                              for l in range(L)])  # the GRU's bhn, or the ESN's leak
         self.Wy, self.by = f32["out.W"], f32["out.b"]
         self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs,
                         self.Whs, self.bs, self.bhns)

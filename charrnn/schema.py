@@ -58,7 +58,7 @@ def _rng(state):
 # the model (model.ModelConfig); sizes bounded so that no shape computed from a
 # damaged file makes the loader allocate or loop without bound
 CONFIG = [
-    Field("kind", str, choices=("rnn", "lstm", "gru"), default=REQUIRED),
+    Field("kind", str, choices=("rnn", "lstm", "gru", "esn"), default=REQUIRED),
     Field("vocab_size", int, 2, 0x110000, default=REQUIRED),
     Field("hidden", int, 1, 1 << 16, default=REQUIRED),
     Field("layers", int, 1, 64, default=REQUIRED),
@@ -94,6 +94,11 @@ TRAIN = [
     Field("log_every", int, 1, BIG),
     Field("init", str, choices=("orthogonal", "uniform", "normal")),
     Field("init_scale", float, 0),
+    Field("spectral_radius", float, 0, lo_open=True),  # the esn's reservoir (esn.Reservoir)
+    Field("leak", float, 0, 1, lo_open=True),
+    Field("input_scale", float, 0, lo_open=True),
+    Field("readout", str, choices=("optimizer", "ridge")),
+    Field("ridge", float, 0),
     Field("seed", int, 0, None),
 ]
 
@@ -197,6 +202,8 @@ def meta(m):
     extra = set(m["config"]) - {f.name for f in CONFIG}
     if extra:  # a field this charrnn does not know would change what the model computes
         raise ValueError(f"its model configuration has unknown fields: {', '.join(sorted(extra))}")
+    if m["config"]["kind"] == "esn" and m["config"]["layers"] != 1:
+        raise ValueError(f"an esn has one reservoir layer, not {m['config']['layers']}")
     vocab(m["vocab"], m["config"]["vocab_size"])
     if "start_context" in m and not set(m["start_context"]) <= set(m["vocab"]):
         raise ValueError("its metadata field start_context is not a text in its vocabulary")
@@ -216,4 +223,7 @@ def arrays(cfg, m):
         out[f"opt/{b}"] = ((P,), floats)
     N = m["train"].get("batch_size", TrainConfig.batch_size)
     out["state/train"] = ((cfg.layers, STATES[cfg.kind], N, cfg.hidden), floats)
+    if m["train"].get("readout") == "ridge":  # the esn's sums of states, float64 (esn.Ridge)
+        out["ridge/A"] = ((cfg.hidden + 1, cfg.hidden + 1), floats)
+        out["ridge/BT"] = ((cfg.vocab_size, cfg.hidden + 1), floats)
     return out

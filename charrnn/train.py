@@ -21,8 +21,9 @@ import numpy as np
 
 from charrnn import CharrnnError, __version__, checkpoint, distributed, history
 from charrnn.data import Batches, build_vocab, decode, encode, split
+from charrnn.esn import Reservoir, Ridge, ridge_step
 from charrnn.evaluate import evaluate
-from charrnn.model import (ModelConfig, carve, dropout_masks, init_params, loss_and_grad,
+from charrnn.model import (ModelConfig, carve, dropout_masks, frozen, init_params, loss_and_grad,
                            weight_masks, zero_state)
 from charrnn.optim import BUFFERS, CLIPS, Optimizer
 from charrnn.outputs import best_path
@@ -58,6 +59,11 @@ class TrainConfig:
     init: str = "orthogonal"    # recurrent weight init: orthogonal | uniform | normal (all weights)
     init_scale: float = 0.0     # uniform bound or normal std of the weights; 0: 1/sqrt(H) or 0.01
     seed: int = 0               # fixes initialisation, dropout and previews
+    spectral_radius: float = 0.95  # esn: largest |eigenvalue| of the fixed recurrent matrix
+    leak: float = 0.5           # esn: leak rate a, h = (1 - a) h_prev + a tanh(...)
+    input_scale: float = 1.0    # esn: input weights and biases U(-s, s)
+    readout: str = "optimizer"  # esn: optimizer (no BPTT) | ridge (closed form)
+    ridge: float = 1e-4         # esn, readout ridge: the L2 penalty per character
 
     @classmethod
     def from_dict(cls, d):
@@ -71,7 +77,24 @@ class TrainConfig:
 
 
 CHOICES = {"clip_mode": tuple(CLIPS), "loss": ("mean", "sum"),
-           "init": ("orthogonal", "uniform", "normal")}
+           "init": ("orthogonal", "uniform", "normal"), "readout": ("optimizer", "ridge")}
+
+
+def check_esn(cfg, tc):
+    """What an echo state network cannot do, said before anything is built."""
+    if cfg.kind != "esn":
+        if tc.readout == "ridge":
+            raise CharrnnError("--readout ridge fits an echo state network's readout: add --model esn")
+        return
+    if cfg.layers != 1:
+        raise CharrnnError(f"an echo state network has one reservoir, not {cfg.layers} layers: "
+                           f"pass --layers 1 (or leave --layers out)")
+    if tc.weight_drop:
+        raise CharrnnError("--weight-drop drops recurrent weights, which an echo state network "
+                           "never trains: drop --weight-drop")
+    if not (0 < tc.leak <= 1 and tc.spectral_radius > 0 and tc.input_scale > 0 and tc.ridge >= 0):
+        raise CharrnnError("an echo state network needs 0 < --leak <= 1, --spectral-radius > 0, "
+                           "--input-scale > 0 and --ridge >= 0")
 
 
 # Named recipes for `charrnn train --preset NAME`: flag values (click's names), each
@@ -201,6 +224,7 @@ class Run:
             cfg = ModelConfig(**dict(cfg.to_dict(), vocab_size=len(vocab)))
         if len(vocab) < 2:
             raise CharrnnError("the text has fewer than 2 distinct characters: nothing to learn")
+        check_esn(cfg, tc)
         self.cfg, self.vocab = cfg, vocab
         self.train_ids, self.val_ids = split(ids, tc.val_frac)
         if fit_batches:
@@ -212,10 +236,16 @@ class Run:
                                f"ranks no stream: use at least {self.comm.size} or fewer ranks")
         self.streams = self.comm.block(tc.batch_size)  # this rank's s0..s1
         self.rng = np.random.default_rng(tc.seed)
-        self.flat = init_params(cfg, self.rng, init=tc.init, scale=tc.init_scale)
+        self.flat = init_params(cfg, self.rng, init=tc.init, scale=tc.init_scale,
+                                reservoir=Reservoir(tc.spectral_radius, tc.leak, tc.input_scale))
         self.grad = np.zeros_like(self.flat)
         self.p, self.g = carve(self.flat, cfg), carve(self.grad, cfg)
-        self.opt = Optimizer(tc.optimizer, self.flat.size)
+        self.fixed = frozen(cfg)  # the optimizer steps flat[fixed:] only
+        self.opt = Optimizer(tc.optimizer, self.flat.size - self.fixed)
+        self.ridge = Ridge(cfg.hidden, len(vocab), tc.ridge) if tc.readout == "ridge" else None
+        if self.ridge is not None and self.comm.size > 1:
+            raise CharrnnError("--readout ridge fits on one process: run it without mpirun, "
+                               "or use --readout optimizer")
         self.state = zero_state(cfg, tc.batch_size)
         self.step, self.best_val, self.val_loss, self.smooth = 0, math.inf, None, math.log(len(vocab))
         self.smooth_seq = tc.seq_length * math.log(len(vocab))  # min-char-rnn's smooth_loss
@@ -253,10 +283,16 @@ class Run:
             self.p[name][:] = a
         for b in BUFFERS[self.tc.optimizer]:
             a = ck.arrays.get(f"opt/{b}")
-            if a is None or a.shape != self.flat.shape:
+            if a is None or a.shape != self.opt.buffers[b].shape:
                 raise CharrnnError(f"the checkpoint has no {self.tc.optimizer} state opt/{b}; "
                                    f"resume with the optimizer it was trained with")
             self.opt.buffers[b][:] = a
+        if self.ridge is not None:
+            sums = ck.arrays.get("ridge/A"), ck.arrays.get("ridge/BT")
+            if any(a is None or a.shape != b.shape for a, b in zip(sums, (self.ridge.A, self.ridge.BT))):
+                raise CharrnnError("the checkpoint has no ridge sums of this size (ridge/A, "
+                                   "ridge/BT); resume with the readout it was trained with")
+            self.ridge = Ridge(self.cfg.hidden, len(self.vocab), self.tc.ridge, sums)
         st = ck.arrays.get("state/train")
         if st is not None and st.shape == self.state.shape:
             self.state[:] = st
@@ -309,6 +345,8 @@ class Run:
         return decode(ids[max(0, end - CONTEXT):end], vocab)
 
     def save(self, path):
+        if self.ridge is not None:
+            self.ridge.solve_into(self.p)
         if not np.isfinite(self.flat).all():  # never write what cannot be resumed from
             raise CharrnnError(f"the weights hold NaN or infinite values at step {self.step}; "
                                f"nothing was saved: lower --lr and resume from {self.out}")
@@ -317,6 +355,8 @@ class Run:
             return
         extra = {f"opt/{b}": v for b, v in self.opt.buffers.items()}
         extra["state/train"] = self.state
+        if self.ridge is not None:
+            extra.update({"ridge/A": self.ridge.A, "ridge/BT": self.ridge.BT})
         try:
             checkpoint.save(path, self.p, self.meta(), extra)
         except OSError as e:
@@ -331,6 +371,10 @@ class Run:
             self.state[:] = 0  # a new epoch: every stream starts again from its beginning
         s0, s1 = self.streams
         x, y = bt.batch(k, s0, s1)
+        if self.ridge is not None:  # one rank only (Run refuses ridge under mpirun)
+            loss, self.state = ridge_step(self.cfg, self.p, self.ridge, x, y, self.state)
+            self.step += 1
+            return loss
         masks = dropout_masks(self.cfg, self.rng, tc.seq_length, tc.batch_size)  # every rank all
         wmasks = weight_masks(self.cfg, self.rng, tc.weight_drop)
         self.grad[:] = 0
@@ -340,12 +384,13 @@ class Run:
         loss, new_state = loss_and_grad(self.cfg, self.p, self.g, x, y, self.state[:, :, s0:s1],
                                         None if masks is None else masks[:, :, s0:s1], wmasks,
                                         per=tc.batch_size if tc.loss == "sum" else None, **ranks)
-        norm = CLIPS[tc.clip_mode](self.grad, tc.grad_clip)
+        norm = CLIPS[tc.clip_mode](self.grad[self.fixed:], tc.grad_clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise CharrnnError(f"the loss became {loss} at step {self.step + 1} (gradient norm "
                                f"{norm}); nothing was saved from this step: lower --lr or "
                                f"--grad-clip and resume from {self.out}")
-        self.opt.step(self.flat, self.grad, self.lr(self.step), self.step + 1)
+        self.opt.step(self.flat[self.fixed:], self.grad[self.fixed:], self.lr(self.step),
+                      self.step + 1)
         self.state[:, :, s0:s1] = new_state
         self.step += 1
         return loss
@@ -356,6 +401,8 @@ class Run:
     def stop_step(self):
         tc, spe = self.tc, self.batches.steps_per_epoch
         limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0) if s]
+        if self.ridge is not None:  # a second epoch adds the same states again: the same fit
+            limits.append(spe)
         return min(limits) if limits else None
 
     def check_work(self):
@@ -385,6 +432,8 @@ class Run:
         if len(self.val_ids) < 2:
             return None
         ids = self.val_ids[:self.tc.val_chars] if self.tc.val_chars else self.val_ids
+        if self.ridge is not None:
+            self.ridge.solve_into(self.p)
         loss = self.comm.evaluate(self.cfg, self.p, ids)
         self.val_loss = loss
         if not scheduled:

@@ -16,6 +16,9 @@ def cell_step(kind, p, l, x, state):
     ah = h_prev @ Wh
     if kind == "rnn":
         return [np.tanh(ax + ah)]
+    if kind == "esn":
+        leak = p[f"L{l}.leak"]
+        return [(1 - leak) * h_prev + leak * np.tanh(ax + ah)]
     if kind == "lstm":
         blk = lambda a, k: a[k * H:(k + 1) * H]  # noqa: E731 - gate order i, f, o, g
         i = sigmoid(blk(ax, 0) + blk(ah, 0))

@@ -16,7 +16,7 @@ from charrnn import CharrnnError, checkpoint, synth, train
 from charrnn.model import GATES, STATES, ModelConfig, carve, forward, init_params, param_shapes, zero_state
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "checkpoint.md"
-KINDS = [("rnn", 0), ("lstm", 0), ("gru", 0), ("lstm", 5), ("gru", 5)]
+KINDS = [("rnn", 0), ("lstm", 0), ("gru", 0), ("lstm", 5), ("gru", 5), ("esn", 0), ("esn", 5)]
 META_KEYS = {"format", "version", "config", "train", "vocab", "step", "epoch", "steps_per_epoch",
              "train_chars", "val_chars", "train_loss", "val_loss", "best_val_loss", "elapsed_s",
              "validations_since_best", "smooth_seq_loss", "val_history",
@@ -24,7 +24,7 @@ META_KEYS = {"format", "version", "config", "train", "vocab", "step", "epoch", "
 
 
 def make_run(folder, kind="lstm", embed=0, layers=2, hidden=8, seed=0):
-    cfg = ModelConfig(kind=kind, hidden=hidden, layers=layers, embed=embed)
+    cfg = ModelConfig(kind=kind, hidden=hidden, layers=1 if kind == "esn" else layers, embed=embed)
     tc = train.TrainConfig(batch_size=4, seq_length=8, max_steps=3, eval_every=2, seed=seed)
     run = train.Run(synth.generate(3000), str(Path(folder) / "model.npz"), cfg, tc)
     return train.run(run, progress=False)
@@ -76,7 +76,8 @@ def test_trained_checkpoint_has_the_documented_layout(trained, kind, embed):
     assert set(meta) == META_KEYS
     assert meta["format"] == "charrnn-checkpoint" and meta["version"] == checkpoint.VERSION == 1
     cfg = ModelConfig(**meta["config"])
-    assert (cfg.kind, cfg.embed, cfg.layers, cfg.hidden) == (kind, embed, 2, 8)
+    L = 1 if kind == "esn" else 2
+    assert (cfg.kind, cfg.embed, cfg.layers, cfg.hidden) == (kind, embed, L, 8)
     assert cfg.vocab_size == len(meta["vocab"]) and meta["vocab"] == sorted(set(synth.generate(3000)))
     assert meta["step"] == 3 and meta["epoch"] == pytest.approx(3 / meta["steps_per_epoch"])
     assert meta["train_chars"] + meta["val_chars"] == 3000
@@ -84,7 +85,7 @@ def test_trained_checkpoint_has_the_documented_layout(trained, kind, embed):
     # the best is step 2's, the one scheduled validation (every 2 steps); step 3's only reports
     best = checkpoint.load(trained[kind, embed].parent / "model.best.npz").meta
     assert best["step"] == 2 and meta["best_val_loss"] == best["val_loss"] != meta["val_loss"]
-    V, E, H, L = cfg.vocab_size, embed, 8, 2
+    V, E, H = cfg.vocab_size, embed, 8
     G = GATES[kind] * H
     expected = {"param/out.W": (H, V), "param/out.b": (V,), "state/train": (L, STATES[kind], 4, H)}
     if E:
@@ -92,9 +93,10 @@ def test_trained_checkpoint_has_the_documented_layout(trained, kind, embed):
     for l in range(L):
         expected.update({f"param/L{l}.Wx": ((E or V) if l == 0 else H, G),
                          f"param/L{l}.Wh": (H, G), f"param/L{l}.b": (G,)})
-        if kind == "gru":
-            expected[f"param/L{l}.bhn"] = (H,)
-    P = sum(int(np.prod(s)) for k, s in expected.items() if k.startswith("param/"))
+        if kind in ("gru", "esn"):
+            expected[f"param/L{l}.{'bhn' if kind == 'gru' else 'leak'}"] = (H,)
+    P = sum(int(np.prod(s)) for k, s in expected.items()
+            if k.startswith("param/") and not (kind == "esn" and k.startswith("param/L0.")))
     expected.update({"opt/m": (P,), "opt/v": (P,)})  # adam
     assert {k: a.shape for k, a in arrays.items() if k != "__meta__"} == expected
     assert all(a.dtype == np.float32 for k, a in arrays.items() if k != "__meta__")
@@ -118,13 +120,14 @@ def test_trained_checkpoint_loads_and_resumes_bit_for_bit(trained, tmp_path):
 
 @pytest.mark.parametrize("kind,embed", KINDS)
 def test_save_load_round_trip(tmp_path, kind, embed):
-    cfg = ModelConfig(kind=kind, vocab_size=6, hidden=3, layers=2, embed=embed)
+    L = 1 if kind == "esn" else 2
+    cfg = ModelConfig(kind=kind, vocab_size=6, hidden=3, layers=L, embed=embed)
     rng = np.random.default_rng(1)
     flat = init_params(cfg, rng)
     flat += rng.normal(0, 0.5, flat.shape).astype(np.float32)
     params = carve(flat, cfg)
     extra = {"opt/m": rng.normal(size=flat.shape).astype(np.float32),
-             "state/train": rng.normal(size=(2, STATES[kind], 4, 3)).astype(np.float32)}
+             "state/train": rng.normal(size=(L, STATES[kind], 4, 3)).astype(np.float32)}
     meta = {"config": cfg.to_dict(), "vocab": list("\n az\xe9\u2603"), "step": 7, "val_loss": None,
             "train": {"lr": 0.002, "batch_size": 4}, "nested": {"x": [1, 2.5, "ü"]}}
     path = tmp_path / "rt.npz"

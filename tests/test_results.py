@@ -58,3 +58,21 @@ def test_tiny_budget_end_to_end(tmp_path):
     head, rows = table(text, "Test loss in nats per character")
     assert head == ["model", "layers", "H = 16"]
     assert [r[:2] for r in rows] == [["LSTM", "1"], ["3-gram KN", ""]]
+
+
+def test_esn_rows(tmp_path):
+    """Echo state networks train at their own reservoir sizes, one layer, into a table
+    of their own, below the RNNs'."""
+    corpus = tmp_path / "synth.txt"
+    corpus.write_text(synth.generate(30_000, seed=4))
+    out = tmp_path / "QUALITY.md"
+    results.main(["--budget", "2", "--models", "esn", "esn-ridge", "--esn-hidden", "24",
+                  "--corpus", str(corpus), "--ngram-order", "3", "--out", str(out)])
+    text = out.read_text()
+    head, rows = table(text, "Every run")
+    assert [r[:3] for r in rows] == [["esn", "1", "24"], ["esn-ridge", "1", "24"],
+                                     ["3-gram KN", "-", "-"]]
+    for r in rows:
+        assert 0 < float(dict(zip(head, r))["test nats"]) < math.log(40)
+    esn = text.split("| echo state network | readout | H = 24 |", 1)[1].splitlines()
+    assert esn[2].startswith("| ESN | optimizer | ") and esn[3].startswith("| ESN-RIDGE | ridge | ")

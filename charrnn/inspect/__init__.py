@@ -24,6 +24,7 @@ from charrnn.inspect import lang as lg
 from charrnn.inspect import record as rc
 from charrnn.inspect.record import DEFAULT_STATE, STATES
 from charrnn.paths import check_writable
+from charrnn.esn import Reservoir
 
 FORMAT = "charrnn-inspect"
 VERSION = 2          # 2: lang, probe_null99 and why; DISTRIBUTED needs the probe null
@@ -137,10 +138,12 @@ def hypotheses(text, builtin=True, regex=(), spans=(), features=(), only=None, l
 
 
 def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SHIFTS, top=3,
-            progress=False, log=None, show=(), saturation=False, discover=False):
+            progress=False, log=None, show=(), saturation=False, discover=False,
+            reservoir=Reservoir()):
     """Streams the model over text and tests every hypothesis that applies; show:
     more cells [(layer, state, unit)] to keep for rendering; saturation, discover:
-    the extras. log(msg) receives progress notes (stderr in the CLI)."""
+    the extras. log(msg) receives progress notes (stderr in the CLI). reservoir: how
+    an ESN's untrained baseline is drawn (esn.Reservoir)."""
     from charrnn.data import encode
     say = log or (lambda msg: None)
     ids = encode(text, vocab, "the text")
@@ -157,7 +160,7 @@ def inspect(cfg, params, vocab, text, hyps, untrained=True, seed=0, shifts=an.SH
     source = lambda bounds: _counted(rc.chunks(cfg, params, ids, bounds), bar)  # noqa: E731
     base = None
     if untrained:
-        up = rc.untrained_params(cfg, seed)
+        up = rc.untrained_params(cfg, seed, reservoir)
         base = lambda bounds: rc.chunks(cfg, up, ids, bounds)  # noqa: E731
     say("recording and correlating")
     try:
@@ -252,7 +255,8 @@ def cli_main(ck, text, o, log):
     ins = inspect(cfg, ck.params, ck.vocab, text, hyps, untrained=o["untrained"], seed=o["seed"],
                   shifts=o["shifts"], top=o["top"], progress=not quiet,
                   log=None if quiet else (lambda m: log(f"charrnn: {m}")), show=show,
-                  saturation=o["saturation"], discover=o["discover"])
+                  saturation=o["saturation"], discover=o["discover"],
+                  reservoir=Reservoir.of_run(ck.meta.get("train") or {}))
     ins.lang = (lang, why)
     ins.left_out = [n for n in ft.NAMES if n not in lg.FEATURES[lang]
                     and (only is None or n in only) and builtin]

@@ -20,7 +20,7 @@ import numpy as np
 
 from charrnn.inspect import analyze as an
 
-SIGMOID_GATES = {"lstm": "ifo", "gru": "rz", "rnn": ""}
+SIGMOID_GATES = {"lstm": "ifo", "gru": "rz", "rnn": "", "esn": ""}
 LOW, HIGH = 0.1, 0.9
 MEMORY = ("c", "tanh_c", "h")
 

@@ -10,6 +10,7 @@ Recorded per layer l (numbered from 1 on the screen, L{l-1}.* in the checkpoint)
     lstm   c, tanh_c, h, i, f, o, g     gates activated, order i, f, o, g
     gru    h, r, z, n                   gates activated, order r, z, n
     rnn    h
+    esn    h                            the reservoir's (leaky) state
 
 chunks() hands each chunk's states over and keeps nothing: inspect-cells
 accumulates its statistics from them (stream.py). record() keeps them all,
@@ -17,13 +18,14 @@ T * H * (states per layer) * L float32s, for tests and short texts.
 """
 import numpy as np
 
+from charrnn.esn import Reservoir
 from charrnn.model import carve, forward, init_params, named_states, zero_state
 
 STATES = {"lstm": ("c", "tanh_c", "h", "i", "f", "o", "g"),
           "gru": ("h", "r", "z", "n"),
-          "rnn": ("h",)}
-GATE_NAMES = {"lstm": "ifog", "gru": "rzn", "rnn": ""}
-DEFAULT_STATE = {"lstm": "tanh_c", "gru": "h", "rnn": "h"}
+          "rnn": ("h",), "esn": ("h",)}
+GATE_NAMES = {"lstm": "ifog", "gru": "rzn", "rnn": "", "esn": ""}
+DEFAULT_STATE = {"lstm": "tanh_c", "gru": "h", "rnn": "h", "esn": "h"}
 
 
 def blocks(cfg):
@@ -82,6 +84,7 @@ def record(cfg, p, ids, chunk=1000):
     return Recording(cfg.kind, cfg.layers, out)
 
 
-def untrained_params(cfg, seed=0):
-    """Parameters of the same architecture as training starts it (train.Run's init)."""
-    return carve(init_params(cfg, np.random.default_rng(seed)), cfg)
+def untrained_params(cfg, seed=0, reservoir=Reservoir()):
+    """Parameters of the same architecture as training starts it (train.Run's init);
+    an ESN's: another reservoir drawn with the same settings, and a zero readout."""
+    return carve(init_params(cfg, np.random.default_rng(seed), reservoir=reservoir), cfg)
