@@ -8,6 +8,7 @@ MAX_NUM_SAMPLES = 10_000   # samples of one sample --num-samples batch
 MAX_SHIFTS = 10_000        # circular shifts of inspect-cells' null (p values down to 1e-4)
 HELD_CHARS = 50_000_000    # characters of samples 2..N held until sample 1 is done
 BEAM_BYTES = 1 << 30       # back-pointers, states and candidates of one beam search
+NULL_BYTES = 1 << 30       # inspect-cells' sums of every unit against every shifted feature
 
 
 def check_sample(cfg, length, num_samples, beam):
@@ -25,3 +26,13 @@ def check_sample(cfg, length, num_samples, beam):
     if need > BEAM_BYTES:
         raise CharrnnError(f"--beam {beam} over --length {length:,} needs {need / 2**30:,.1f} GiB; "
                            f"the limit is {BEAM_BYTES / 2**30:g} GiB: lower --beam or --length")
+
+
+def check_shifts(cells, hypotheses, shifts):
+    """Refuses an inspect-cells null whose running sums (float64, every recorded cell
+    against every hypothesis at every shift) would exceed NULL_BYTES."""
+    need = 8 * cells * hypotheses * (shifts + 1)
+    if need > NULL_BYTES:
+        raise CharrnnError(f"--shifts {shifts} over {cells:,} cells and {hypotheses} hypotheses "
+                           f"needs {need / 2**30:,.1f} GiB of sums; the limit is "
+                           f"{NULL_BYTES / 2**30:g} GiB: lower --shifts or pass --only")

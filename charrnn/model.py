@@ -350,7 +350,7 @@ def named_states(cfg, caches):
         states = {"h": h}
         if cfg.kind == "lstm":
             states["c"] = saved[1]
-        if cfg.kind != "rnn":   # the gates replace xw in place (lstm.py, gru.py)
+        if cfg.kind in ("lstm", "gru"):   # the gates replace xw in place (lstm.py, gru.py)
             for k, name in enumerate(STATE_NAMES[cfg.kind][-GATES[cfg.kind]:]):
                 states[name] = saved[0][:, :, k * H:(k + 1) * H]
         out.append(states)

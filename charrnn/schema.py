@@ -213,12 +213,12 @@ def meta(m):
 def arrays(cfg, m):
     """{member name: (shape, dtypes)}: every array the format defines for the model cfg
     and the checked metadata m. The loader reads no other member."""
-    from charrnn.model import STATES, num_params, param_shapes
+    from charrnn.model import STATES, frozen, num_params, param_shapes
     from charrnn.optim import BUFFERS
     from charrnn.train import TrainConfig
     floats = (np.dtype(np.float32), np.dtype(np.float64))
     out = {f"param/{name}": (tuple(shape), floats) for name, shape in param_shapes(cfg)}
-    P = num_params(cfg)
+    P = num_params(cfg) - frozen(cfg)  # the optimizer steps the trained tail only (an esn's)
     for b in sorted({b for bs in BUFFERS.values() for b in bs}):
         out[f"opt/{b}"] = ((P,), floats)
     N = m["train"].get("batch_size", TrainConfig.batch_size)

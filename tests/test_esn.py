@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charrnn import CharrnnError, checkpoint, esn, model, synth
+from charrnn import CharrnnError, checkpoint, esn, model, schema, synth
 from charrnn import train as tr
 from charrnn.cli import COMPILE_NOTICE, cli
 from charrnn.model import ModelConfig
@@ -181,9 +181,9 @@ def test_what_an_esn_cannot_do():
                     (ModelConfig(kind="esn", hidden=8, layers=1), tr.TrainConfig(weight_drop=0.2))):
         with pytest.raises(CharrnnError):
             tr.Run(TEXT, "x.npz", cfg, tc)
-    meta = {"config": dict(deep.to_dict(), vocab_size=5)}
+    meta = {"config": dict(deep.to_dict(), vocab_size=5), "vocab": list("abcde")}
     with pytest.raises(ValueError, match="one reservoir"):
-        checkpoint._config(meta)
+        schema.meta(meta)
 
 
 def charrnn(*args):

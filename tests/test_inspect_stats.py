@@ -75,24 +75,12 @@ def test_shift_null_is_the_max_over_units_of_rolled_correlations():
         assert got == pytest.approx(want, abs=1e-5)
 
 
-def test_shift_null_in_batches_holds_a_bounded_copy_of_the_feature(monkeypatch):
-    """--shifts 10,000 over a long text rolled every copy at once (n x S floats); in
-    batches of SHIFT_BYTES the peak stays small and the null is the same."""
-    import tracemalloc
-    rng = np.random.default_rng(4)
-    n, S = 20_000, 200  # all at once: 16 MB of rolled copies in float32, 32 in float64
-    Z = [stats.zscore(rng.standard_normal((n, 4)).astype(np.float32))]
-    f = np.cumsum(rng.standard_normal(n))
-    offsets = stats.shifts(n, S, rng)
-    want = np.array([max(abs(np.corrcoef(Z[0][:, k], np.roll(f, s))[0, 1]) for k in range(4))
-                     for s in offsets])
-    monkeypatch.setattr(stats, "SHIFT_BYTES", 1 << 20)
-    tracemalloc.start()
-    got = stats.shift_null(Z, f, offsets)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 8 << 20, peak
-    np.testing.assert_allclose(got, want, atol=1e-5)
+def test_a_null_past_its_memory_bound_is_refused_naming_it():
+    from charrnn import CharrnnError, limits
+    limits.check_shifts(14 * 512, 17, 100)  # a 2x512 LSTM's default null: about 0.1 GiB
+    with pytest.raises(CharrnnError, match=r"--shifts 10000 over 7,168 cells and 17 hypotheses "
+                                           r"needs 9\.1 GiB of sums; the limit is 1 GiB"):
+        limits.check_shifts(14 * 512, 17, 10_000)
 
 
 def test_p_value_never_zero():

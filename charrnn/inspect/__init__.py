@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from charrnn import CharrnnError
+from charrnn import CharrnnError, limits
 from charrnn.inspect import analyze as an
 from charrnn.inspect import extras
 from charrnn.inspect import features as ft
@@ -248,6 +248,7 @@ def cli_main(ck, text, o, log):
                       spans=[(p, _read_lines(p, o["encoding"])) for p in o["spans"]],
                       features=[(p, _read_lines(p, o["encoding"])) for p in o["feature"]],
                       only=only, lang=lang)
+    limits.check_shifts(len(rc.blocks(cfg)) * cfg.hidden, len(hyps), o["shifts"])
     quiet = o["quiet"]
     if not quiet:
         log(f"charrnn: {cfg.kind} {cfg.layers}x{cfg.hidden}, {len(text):,} characters, "

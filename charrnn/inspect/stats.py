@@ -42,7 +42,6 @@ def auc(scores, labels):
     return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-SHIFT_BYTES = 64 << 20  # the rolled copies of a feature held at once
 
 
 def shifts(n, count, rng):
