@@ -24,7 +24,7 @@ lint: $(STAMP)  ## check the code with ruff (ruff.toml)
 format: $(STAMP)  ## format the code with ruff (rewrites files: not yet run over the tree)
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP)  ## run the test suite but the slow tests (11 min on a busy 2-core machine)
+test: $(STAMP)  ## run the test suite but the slow tests (about 5 min on 2 quiet cores)
 	@echo "make test: the first run compiles the kernels (a minute or more), then several minutes of tests" >&2
 	$(PY) -m pytest -q -m "not slow"
 
