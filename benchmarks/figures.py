@@ -3,7 +3,7 @@
 benchmarks/figures/, where the records link to them.
 
     python benchmarks/figures.py                  # every figure whose data exists
-    python benchmarks/figures.py --only speed     # one of: quality, curves, speed, demo
+    python benchmarks/figures.py --only speed     # quality, curves, speed, demo, scaling
 
 - quality.svg: QUALITY.md's test loss of every model against its parameters, the
   n-gram baseline as a line.
@@ -12,6 +12,8 @@ benchmarks/figures/, where the records link to them.
 - speed.svg: RESULTS.md's training and sampling speed ratios to PyTorch by hidden
   size, from the newest session's table (medians, with the range of the pairs).
 - demo-curves.svg: loss against wall time of the runs in benchmarks/logs/demo/.
+- scaling.svg: SCALING.md's measured 2 ranks against 2 threads, and the step model's
+  predicted efficiency by hosts and network.
 """
 import argparse
 import glob
@@ -162,11 +164,53 @@ def demo(logs):
     return fig
 
 
+# -- SCALING.md -------------------------------------------------------------------------
+
+def scaling(md=os.path.join(HERE, "SCALING.md")):
+    """Left: the measured ratio of 2 ranks to 2 threads by model and transport, beside
+    issue #20's 0.9x; right: the step model's efficiency against hosts, 50 streams a
+    host, for each model and network speed."""
+    found = tables(md)
+    _, mh, measured = next(t for t in found if "ratio" in t[1])
+    _, ph, model = next(t for t in found if "hosts" in t[1])
+    fig = pl.matplotlib().figure.Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    labels = [f"{r[0]}\n{r[1]}" for r in measured]
+    ratios = [number(r[mh.index("ratio")]) for r in measured]
+    bars = left.bar(range(len(ratios)), ratios, color=["C0", "C1"] * (len(ratios) // 2 + 1))
+    for i, bar in enumerate(bars):
+        bar.set_gid(f"scaling-measured-{i}")
+    left.axhline(0.9, color="0.35", lw=1, ls=(0, (4, 3)), label="target 0.9x")
+    left.axhline(1.0, color="0.35", lw=1)
+    left.set_xticks(range(len(ratios)), labels, fontsize=8)
+    left.set_ylabel("2 ranks x 1 thread / 1 process x 2 threads")
+    left.set_title("measured on this machine")
+    left.legend(fontsize=8)
+    nets = [h for h in ph if h.endswith("Gb/s")]
+    for m, name in enumerate(dict.fromkeys(r[0] for r in model)):
+        rows = [r for r in model if r[0] == name and r[ph.index("streams a host")] == "50"]
+        hosts = [int(r[ph.index("hosts")]) for r in rows]
+        for k, net in enumerate(nets):
+            eff = [number(r[ph.index(net)].rstrip("%")) for r in rows]
+            line, = right.plot(hosts, eff, marker="o", color=f"C{m}", ls=["-", "--", ":"][k],
+                               label=f"{name}, {net}")
+            line.set_gid(f"scaling-{name}-{net.split()[0]}")
+    right.set_xscale("log", base=2)
+    right.set_xticks([4, 16, 64], ["4", "16", "64"])
+    right.set_xlabel("hosts (50 streams a host)")
+    right.set_ylabel("predicted efficiency (%)")
+    right.set_title("the step model")
+    right.legend(fontsize=7, ncol=3)
+    fig.suptitle("SCALING.md: data-parallel training over MPI", fontsize=10)
+    return fig
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["quality", "curves", "speed", "demo"], action="append")
+    ap.add_argument("--only", choices=["quality", "curves", "speed", "demo", "scaling"],
+                    action="append")
     args = ap.parse_args(argv)
-    want = set(args.only or ["quality", "curves", "speed", "demo"])
+    want = set(args.only or ["quality", "curves", "speed", "demo", "scaling"])
     if "quality" in want:
         save(quality(), "quality", "from benchmarks/QUALITY.md by benchmarks/figures.py")
     qlogs = sorted(glob.glob(os.path.join(HERE, "logs", "quality", "*.jsonl")))
@@ -180,6 +224,9 @@ def main(argv=None):
     if "demo" in want and dlogs:
         save(demo(dlogs), "demo-curves", "from benchmarks/logs/demo/ by benchmarks/figures.py; "
              "see benchmarks/logs/demo/README.md for how they were made")
+    if "scaling" in want:
+        save(scaling(), "scaling", "from benchmarks/SCALING.md by benchmarks/figures.py; "
+             "left: one run of each; right: the model, not a measurement")
 
 
 if __name__ == "__main__":
