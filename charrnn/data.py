@@ -13,7 +13,6 @@ continues exactly where it stopped at step k and the hidden state is carried.
     step k:   x = streams[:, kT : kT+T],  y = streams[:, kT+1 : kT+T+1]
 """
 import codecs
-import mmap
 import sys
 
 import numpy as np
@@ -106,32 +105,6 @@ def _raise_binary(path, where):
     raise CharrnnError(f"{path} looks binary ({where}); charrnn reads text files")
 
 
-def _find_nul(raw):
-    """raw.find(b"\0"), a block at a time (see _release)."""
-    for o in range(0, len(raw), BLOCK):
-        at = raw.find(b"\0", o, o + BLOCK)
-        _release(raw, o)
-        if at >= 0:
-            return at
-    return -1
-
-
-def _max_byte(raw, buf):
-    """buf.max() of raw's bytes buf, a block at a time (see _release)."""
-    top = 0
-    for o in range(0, len(buf), BLOCK):
-        top = max(top, int(buf[o:o + BLOCK].max()))
-        _release(raw, o)
-    return top
-
-
-def _release(raw, o):
-    """Drops block o of a mapped file from this process's resident pages, once read
-    (the page cache keeps them), so that a text larger than memory passes through."""
-    if isinstance(raw, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        raw.madvise(mmap.MADV_DONTNEED, o, min(BLOCK, len(raw) - o))
-
-
 def _raise_undecodable(path, encoding, at):
     raise CharrnnError(f"{path} is not valid {encoding} at byte {at}; "
                        f"pass --encoding (e.g. --encoding latin-1)")
@@ -164,15 +137,7 @@ def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""
     """read_corpus, and with unknown="skip" the characters outside vocab left out:
     returns (ids, vocab, how many were left out)."""
     raws = []
-    seen = np.zeros(0x110000, dtype=bool)
-    total = 0
-    for path in paths:
-        raws.append((path, []))
-        for raw, piece in decoded_blocks(path, encoding):
-            raws[-1][1].append(raw)
-            cps = _code_points(piece)
-            total += len(cps)
-            seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
+    total, seen = _count(paths, encoding, raws)
     known = None
     if vocab is None:
         vocab = [chr(c) for c in np.flatnonzero(seen)]
@@ -184,8 +149,7 @@ def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""
             known = _in_vocab(vocab)
         elif len(unseen):
             _raise_unseen([chr(c) for c in unseen], what, hint)
-    table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
-    table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
+    table = _id_table(vocab)
     ids = np.empty(total, dtype=table.dtype)
     o = 0
     for path, blocks in raws:
@@ -198,29 +162,41 @@ def read_known(paths, encoding, vocab, what="the text", unknown="error", hint=""
     return ids[:o], vocab, total - o
 
 
-def scan(paths, encoding, vocab=None, what="the training text"):
-    """(characters, vocabulary) of the files, read a block at a time: the given vocab
-    checked, or the text's own."""
+def _count(paths, encoding, keep=None):
+    """(characters, (0x110000,) bool of the code points seen) of the files, a block at
+    a time; keep, a list, gets [(path, its raw blocks)] to decode again unread."""
     seen = np.zeros(0x110000, dtype=bool)
     total = 0
     for path in paths:
-        for _, piece in decoded_blocks(path, encoding):
+        blocks = []
+        if keep is not None:
+            keep.append((path, blocks))
+        for raw, piece in decoded_blocks(path, encoding):
+            if keep is not None:
+                blocks.append(raw)
             cps = _code_points(piece)
             total += len(cps)
             seen[np.unique(cps) if len(cps) < 4096 else np.flatnonzero(np.bincount(cps))] = True
-    if vocab is None:
-        return total, [chr(c) for c in np.flatnonzero(seen)]
-    unseen = np.flatnonzero(seen & ~_in_vocab(vocab))
-    if len(unseen):
-        _raise_unseen([chr(c) for c in unseen], what)
-    return total, vocab
+    return total, seen
+
+
+def _id_table(vocab):
+    """(0x110000,) ids by code point, in the smallest dtype that holds them."""
+    table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
+    table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
+    return table
+
+
+def scan(paths, encoding):
+    """(characters, vocabulary) of the files, read a block at a time and kept nowhere."""
+    total, seen = _count(paths, encoding)
+    return total, [chr(c) for c in np.flatnonzero(seen)]
 
 
 def id_blocks(paths, encoding, vocab):
     """Yields the ids of the files in vocab, a block at a time (the files read again, so
     that a text larger than memory passes through)."""
-    table = np.zeros(0x110000, dtype=id_dtype(len(vocab)))
-    table[[ord(ch) for ch in vocab]] = np.arange(len(vocab))
+    table = _id_table(vocab)
     for path in paths:
         for _, piece in decoded_blocks(path, encoding):
             yield table[_code_points(piece)]

@@ -417,7 +417,7 @@ class Run:
                            f"nothing to train; give a larger --max-steps or --epochs")
 
     def still_improving(self):
-        """True when the last two validations of this invocation fell by more than 1%
+        """True when the last two scheduled validations (val_history) fell by more than 1%
         per eval_every steps: the run stopped with more to learn."""
         if len(self.history) < 2:
             return False
