@@ -194,21 +194,22 @@ Examples:
               "[default: model.npz, or the --resume checkpoint]")
 @click.option("--preset", type=click.Choice(["small", "large", "min-char-rnn", "char-rnn"]),
               default=None,
-              help="A recipe; flags given beside it override its values. small, about 3 "
-              "minutes, and large, under an hour on 2 cores: tested here (see the README). "
+              help="A recipe; flags given beside it override its values. small: a 2x384 GRU "
+              "for --time-limit 180; large: a 2x384 LSTM with dropout, under an hour on 2 "
+              "cores: tested here (see the README). "
               "min-char-rnn: Karpathy's min-char-rnn.py gist (2015), its math exactly: "
               "100-unit tanh RNN, one stream of 25, Adagrad 0.1, element clipping at 5, "
               "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "
               "train.lua (2015): 2x128 LSTM, RMSProp 2e-3 (decay 0.95), x0.97 per epoch after "
               "10, element clipping at 5, U(-0.08, 0.08) weights, 50 epochs, 5% validation.")
-@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru", "esn"]), default="lstm",
+@click.option("--model", "model", type=click.Choice(["rnn", "lstm", "gru", "esn"]), default="gru",
               help="Cell type. esn: an echo state network, a fixed random reservoir of "
               "--hidden units (one layer) of which only the readout (and --embed's "
               "embedding) is trained, with no backpropagation through time.")
-@click.option("--hidden", type=click.IntRange(1), default=128, help="Hidden units per layer.")
+@click.option("--hidden", type=click.IntRange(1), default=256, help="Hidden units per layer.")
 @click.option("--layers", type=click.IntRange(1), default=2,
               help="Stacked layers.  [default: 2; 1 for esn]")
-@click.option("--embed", type=click.IntRange(0), default=0,
+@click.option("--embed", type=click.IntRange(0), default=64,
               help="Size of a learned input embedding; 0 feeds characters one-hot.")
 @click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
               help="Dropout rate on each layer's output.")
@@ -238,7 +239,7 @@ Examples:
 @click.option("--batch-size", type=click.IntRange(1), default=50, help="Parallel streams per step.")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "adagrad", "sgd"]), default="adam",
               help="Update rule (a resumed run keeps its own).")
-@click.option("--lr", type=Finite(0, min_open=True), default=2e-3, help="Learning rate.")
+@click.option("--lr", type=Finite(0, min_open=True), default=3e-3, help="Learning rate.")
 @click.option("--lr-decay", type=Finite(0, 1, min_open=True), default=None,
               show_default="auto",
               help="Factor applied to the learning rate per epoch (smoothly). By default "
@@ -246,9 +247,12 @@ Examples:
               "of 10 epochs of 0.95 spread over them.")
 @click.option("--lr-decay-after", type=Finite(0), default=0.0,
               help="Epochs at the full learning rate before --lr-decay starts.")
-@click.option("--warmup", type=click.IntRange(0), default=0, help="Steps of learning-rate warm-up.")
-@click.option("--schedule", type=click.Choice(["exp", "cosine"]), default="exp",
-              help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit.")
+@click.option("--warmup", type=click.IntRange(0), default=None, show_default="auto",
+              help="Steps of learning-rate warm-up. By default 100 under --time-limit, else 0.")
+@click.option("--schedule", type=click.Choice(["auto", "exp", "cosine"]), default="auto",
+              help="exp: --lr-decay per epoch; cosine: from --lr to --min-lr at the step limit; "
+              "auto: cosine under --time-limit, to the step count the time allows (measured "
+              "in the warm-up, then fixed and saved), else exp.")
 @click.option("--min-lr", type=Finite(0), default=0.0, help="Where the cosine schedule ends.")
 @click.option("--patience", type=click.IntRange(0), default=0,
               help="Stop after this many validations without a new best; 0: never.")
@@ -264,10 +268,11 @@ Examples:
               help="Stop at this total step count (resumed steps count); 0: no limit.")
 @click.option("--epochs", type=Finite(0), default=None, show_default="auto",
               help="Stop after this many epochs; 0: no limit. By default 10, or on a small "
-              "text enough epochs for 1,000 steps (at most 100).")
+              "text enough epochs for 1,000 steps (at most 100); none under --time-limit.")
 @click.option("--time-limit", type=Finite(0), default=0.0,
-              help="Stop after this many seconds of training (this invocation's, counted "
-              "after the kernels compile); 0: no limit.")
+              help="Train for this many seconds (this invocation's, counted after the "
+              "kernels compile); 0: no limit. A budget: by default the learning rate anneals "
+              "over it (--schedule auto) and no epoch limit applies.")
 @click.option("--val-frac", type=Finite(0, 1, max_open=True), default=0.1,
               help="Fraction at the end of the text held out for validation.")
 @click.option("--val-chars", type=click.IntRange(0), default=200_000,

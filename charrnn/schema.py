@@ -86,6 +86,7 @@ TRAIN = [
     Field("max_steps", int, 0, BIG),
     Field("epochs", float, 0, nullable=True),  # None: chosen by the run
     Field("time_limit", float, 0),
+    Field("plan_steps", int, 0, BIG),  # 0: no time budget's plan
     Field("val_frac", float, 0, 1, hi_open=True),
     Field("val_chars", int, 0, BIG),
     Field("eval_every", int, 0, BIG),  # 0: chosen by the run

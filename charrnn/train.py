@@ -39,8 +39,10 @@ class TrainConfig:
     lr_decay: float = None      # multiplied into the learning rate once per epoch (smoothly);
     #                             None: LR_DECAY, spread over the run where auto_epochs adds epochs
     lr_decay_after: float = 0   # epochs at the full rate before lr_decay starts (char-rnn: 10)
-    warmup: int = 0             # steps of linear learning-rate warm-up
-    schedule: str = "exp"       # exp: lr * lr_decay**epoch; cosine: to min_lr at the step limit
+    warmup: int = None          # steps of linear learning-rate warm-up; None: BUDGET_WARMUP
+    #                             for a time-budgeted run, else 0
+    schedule: str = "auto"      # exp: lr * lr_decay**epoch; cosine: to min_lr at the step limit;
+    #                             auto: cosine over a --time-limit's planned steps, else exp
     min_lr: float = 0.0         # where cosine ends
     patience: int = 0           # stop after this many validations without a new best; 0: never
     grad_clip: float = 5.0      # max global L2 norm of the gradient (or element); 0 disables
@@ -50,6 +52,8 @@ class TrainConfig:
     max_steps: int = 0          # total steps of the run (counting resumed ones); 0: no limit
     epochs: float = None        # total epochs; 0: no limit; None: auto_epochs, fixed at the start
     time_limit: float = 0       # seconds of this invocation; 0: no limit
+    plan_steps: int = 0         # the steps a time budget allows, fixed once from the measured
+    #                             speed within the warm-up, then kept (resume, --seed repeats)
     val_frac: float = 0.1       # last fraction of the text held out for validation
     val_chars: int = 200_000    # validate on the first this many held-out characters; 0: all
     eval_every: int = 0         # steps between validation runs; 0: auto_eval_every, fixed at the start
@@ -76,7 +80,7 @@ class TrainConfig:
         return tc
 
 
-CHOICES = {"clip_mode": tuple(CLIPS), "loss": ("mean", "sum"),
+CHOICES = {"schedule": ("auto", "exp", "cosine"), "clip_mode": tuple(CLIPS), "loss": ("mean", "sum"),
            "init": ("orthogonal", "uniform", "normal"), "readout": ("optimizer", "ridge")}
 
 
@@ -99,13 +103,12 @@ def check_esn(cfg, tc):
 
 # Named recipes for `charrnn train --preset NAME`: flag values (click's names), each
 # overridable by giving the flag. Tuned on tiny Shakespeare (1.1 MB, V = 65) on a
-# 2-core machine; both stop at a step count, not a time, so --seed repeats them exactly.
+# 2-core machine; a budget's plan (plan_steps, printed) or a step count repeats them exactly.
 PRESETS = {
-    # the defaults for 5,000 steps, about 3 minutes (annealing to zero over so few steps,
-    # --schedule cosine, did worse: 1.894 after 3,000 steps, against 1.80 for these)
-    "small": dict(model="lstm", hidden=128, layers=2, embed=0, dropout=0.0, seq_length=50,
-                  batch_size=50, lr=2e-3, schedule="exp", lr_decay=0.95, warmup=0,
-                  max_steps=5000, epochs=0.0),
+    # three minutes: a 2x384 GRU, the cosine over the time it is given (benchmarks/QUALITY.md)
+    "small": dict(model="gru", hidden=384, layers=2, embed=64, dropout=0.0, weight_drop=0.0,
+                  seq_length=50, batch_size=50, lr=3e-3, schedule="auto", time_limit=180.0,
+                  max_steps=0),
     # 2x384 with dropout and weight drop: 1.4315 at step 7,500 (44 minutes; 50 in all).
     # Without weight drop it overfits after step 5,000 (1.4545, 36 minutes); more dropout
     # (0.4: 1.462) or a wider net (2x512 with 0.5: 1.456 in 59 minutes) did no better
@@ -143,6 +146,10 @@ VAL_COST = 1 / 3      # a validated character costs about this much of a trained
 VAL_SHARE = 0.1       # auto_eval_every: validation takes at most this share of the work
 MIN_EVAL_EVERY = 200
 CONTEXT = 200         # characters of training text read before an unprimed sample
+BUDGET_WARMUP = 100   # auto --warmup of a time-budgeted run; its speed is measured within it
+PLAN_SECONDS = 10     # ...or over this long, where the warm-up is slower
+PLAN_MARGIN = 0.97    # the plan's share of the time left: the cosine ends just before the limit
+BUDGET_VAL_SHARE = 0.05  # a budget's validations take this share of it (auto --eval-every)
 
 
 def auto_epochs(steps_per_epoch):
@@ -168,7 +175,7 @@ def resume_settings(saved, given):
     counts to. The seed stays the run's."""
     settings = dict(saved)
     if {"max_steps", "epochs"} & set(given):
-        settings.update(max_steps=0, epochs=0.0, time_limit=0.0)
+        settings.update(max_steps=0, epochs=0.0, time_limit=0.0, plan_steps=0)
     settings.update({k: v for k, v in given.items() if k != "seed"})
     return TrainConfig.from_dict(settings)
 
@@ -229,6 +236,7 @@ class Run:
         self.train_ids, self.val_ids = split(ids, tc.val_frac)
         if fit_batches:
             tc = self.tc = self._fit(tc)
+        self.eval_given = bool(tc.eval_every)  # a budget's plan may space validation itself
         self.batches = Batches(self.train_ids, tc.batch_size, tc.seq_length)
         tc = self.tc = self._resolve(tc)
         if tc.batch_size < self.comm.size:
@@ -268,15 +276,58 @@ class Run:
         return dataclasses.replace(tc, batch_size=N, seq_length=T)
 
     def _resolve(self, tc):
-        """The automatic settings (None or 0 in tc), fixed now for the whole run."""
+        """The automatic settings (None, 0 or auto in tc), fixed now for the whole run.
+        A time limit on a new run is a budget: the cosine schedule spans it (see plan)."""
         chars_per_step = tc.batch_size * tc.seq_length
         val = min(tc.val_chars or len(self.val_ids), len(self.val_ids))
-        epochs = auto_epochs(self.batches.steps_per_epoch) if tc.epochs is None else tc.epochs
+        schedule = tc.schedule if tc.schedule != "auto" else "cosine" if tc.time_limit else "exp"
+        budget = schedule == "cosine" and tc.time_limit and not tc.plan_steps
+        if tc.epochs is not None:
+            epochs = tc.epochs
+        else:  # a budget is the run's limit; the best checkpoint guards against overfitting
+            epochs = 0.0 if budget else auto_epochs(self.batches.steps_per_epoch)
         # more epochs of a small text decay the learning rate as EPOCHS of a large one would
-        decay = LR_DECAY ** (EPOCHS / epochs if tc.epochs is None else 1)
+        decay = LR_DECAY ** (EPOCHS / epochs if tc.epochs is None and epochs else 1)
+        warmup = tc.warmup if tc.warmup is not None else BUDGET_WARMUP if budget else 0
         return dataclasses.replace(
             tc, epochs=epochs, lr_decay=decay if tc.lr_decay is None else tc.lr_decay,
-            eval_every=tc.eval_every or auto_eval_every(val, chars_per_step))
+            eval_every=tc.eval_every or auto_eval_every(val, chars_per_step),
+            schedule=schedule, warmup=warmup)
+
+    def needs_plan(self):
+        """True while a time-budgeted run has not yet fixed its step count."""
+        tc = self.tc
+        return bool(tc.schedule == "cosine" and tc.time_limit and not tc.plan_steps)
+
+    def plan(self, step_s, seconds_left, val_s=None):
+        """Fixes the run's length from its speed: step_s seconds a training step and
+        val_s a validation (timed when None). Validation, unless its
+        interval was given, is spaced to take BUDGET_VAL_SHARE of the time; the plan is
+        the steps that fit in seconds_left with their validations, so the cosine ends
+        where the time does. Fixed once, within the warm-up, and stored: the learning
+        rate of every step then depends on the step count alone."""
+        tc = self.tc
+        if val_s is None:
+            val_s = self._time_validation()
+        eval_every = tc.eval_every
+        if not self.eval_given:
+            eval_every = max(MIN_EVAL_EVERY, math.ceil(val_s * (1 / BUDGET_VAL_SHARE - 1) / step_s))
+            eval_every = self.comm.agree(eval_every)
+        steps = self.step + max(1, int(PLAN_MARGIN * seconds_left / (step_s + val_s / eval_every)))
+        limits = [s for s in (tc.max_steps, self.stop_step()) if s]
+        self.tc = dataclasses.replace(tc, plan_steps=self.comm.agree(min([steps] + limits)),
+                                      eval_every=eval_every)
+        return self.tc.plan_steps
+
+    def _time_validation(self):
+        """Seconds one validation takes: one, timed (it changes nothing)."""
+        tc = self.tc
+        ids = self.val_ids[:tc.val_chars] if tc.val_chars else self.val_ids
+        if len(ids) < 2:
+            return 0.0
+        t0 = time.perf_counter()
+        self.comm.evaluate(self.cfg, self.p, ids)
+        return time.perf_counter() - t0
 
     def _restore(self, ck):
         for name, a in ck.params.items():
@@ -396,11 +447,14 @@ class Run:
         return loss
 
     def lr(self, step):
-        return lr_at(self.tc, step, self.batches.steps_per_epoch, self.stop_step())
+        # before its plan, a budgeted run is in its warm-up: the cosine has not begun
+        total = math.inf if self.needs_plan() else self.stop_step()
+        return lr_at(self.tc, step, self.batches.steps_per_epoch, total)
 
     def stop_step(self):
         tc, spe = self.tc, self.batches.steps_per_epoch
-        limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0) if s]
+        limits = [s for s in (tc.max_steps, math.ceil(tc.epochs * spe) if tc.epochs else 0,
+                              tc.plan_steps) if s]
         if self.ridge is not None:  # a second epoch adds the same states again: the same fit
             limits.append(spe)
         return min(limits) if limits else None
@@ -577,13 +631,28 @@ def run(run, progress=True, log_file=None, preview=None):
                 dt = time.perf_counter() - t0
                 step_s = 0.95 * step_s + 0.05 * dt if step_s else dt  # smoothed
                 rate = chars_per_step / step_s
+            else:
+                plan_t0 = time.perf_counter()
+            if run.needs_plan() and run.step - start_step >= 3:
+                measured, n = time.perf_counter() - plan_t0, run.step - start_step - 1
+                # every rank plans at the same step: the plan's validation and agree are collective
+                if run.comm.agree(int(run.step >= tc.warmup or measured >= PLAN_SECONDS)):
+                    planned = run.plan(measured / n, tc.time_limit - (time.time() - start_time))
+                    tc, stop = run.tc, run.stop_step()
+                    if root and progress:
+                        bar.write(f"charrnn: the learning rate anneals to step {planned:,}, where "
+                                  f"--time-limit {tc.time_limit:g} ends at this speed (to repeat "
+                                  f"the run exactly: --max-steps {planned} --epochs 0 --schedule "
+                                  f"cosine --warmup {tc.warmup} --seed {tc.seed} instead of "
+                                  f"--time-limit)", file=sys.stderr)
             if tc.time_limit:  # the bar's total, and so its ETA, follow the limit that ends the run
                 done = run.step - start_step
                 bar.total = bar_total(stop, run.step, done / max(time.time() - start_time, 1e-9),
                                       tc.time_limit - (time.time() - start_time))
             run.smooth = 0.99 * run.smooth + 0.01 * loss if run.step > 1 else loss
             run.smooth_seq = 0.999 * run.smooth_seq + 0.001 * loss * tc.seq_length
-            evaluated = run.step % tc.eval_every == 0
+            # a budget's last step validates as scheduled: its best file holds the end
+            evaluated = run.step % tc.eval_every == 0 or run.step == tc.plan_steps
             if evaluated:
                 run.validate()
                 if run.plateaued():

@@ -147,7 +147,7 @@ def test_end_to_end_train_sample_eval_info(corpus, tmp_path):
     assert res["chars"] > 0.95 * len(TEXT)
 
     p = run("info", out, text=True)
-    assert p.returncode == 0 and "step 20" in p.stdout and "lstm" in p.stdout
+    assert p.returncode == 0 and "step 20" in p.stdout and "gru" in p.stdout  # the default model
 
 
 def test_sample_stdout_is_only_the_text(ckpt):
@@ -374,7 +374,7 @@ TRAIN_ERRORS = [
     (["{corpus}", "--model", "transformer"], 2, "--model"),
     (["{corpus}", "--encoding", "klingon"], 1, "unknown encoding"),
     (["{corpus}", "--resume", "{ckpt}", "--hidden", "32"], 1, "--hidden 32 contradicts"),
-    (["{corpus}", "--resume", "{ckpt}", "--model", "gru"], 1, "--model gru contradicts"),
+    (["{corpus}", "--resume", "{ckpt}", "--model", "lstm"], 1, "--model lstm contradicts"),
     (["{corpus}", "--resume", "notck.npz"], 1, "checkpoint"),
     (["{corpus}", "-o", "dir"], 1, "is a directory"),
     (["{corpus}", "--resume", "{ckpt}", "--preset", "small"], 1, "drop --preset"),
