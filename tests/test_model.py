@@ -235,7 +235,8 @@ def test_units_split_across_threads(kind, P, monkeypatch):
     cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, H=7, N=4, T=3)
     p = model.carve(flat, cfg)
     logits, _, new_state = model.forward(cfg, p, ids, state, masks)
-    calls = [parts for parts in calls if len(parts[0]) == 5]  # the recurrences: (ctx, s0, s1, u0, u1)
+    calls = [[share for share, in parts] for parts in calls
+             if isinstance(parts[0][0], threads.Share)]  # the recurrences: one Share a thread
     assert len(calls) == 2 and all([part[3:] for part in parts] == [(k * 7 // P, (k + 1) * 7 // P)
                                                                     for k in range(P)] for parts in calls)
     ref_logits, ref_state = naive.forward(cfg, p, ids, state, masks)
