@@ -185,7 +185,7 @@ def products_alone_seconds(sampler, chars):
             if Wy.shape[0]:
                 gemm(ctx, x, Wy, y)
     none = np.zeros((0, sampler.Wy.shape[1]), np.float32)  # the first thread's alone
-    shares = [(part[3], part[4], sampler.Wy if i == 0 else none)
+    shares = [(part.net.Wxs, part.net.Whs, sampler.Wy if i == 0 else none)
               for i, part in enumerate(sampler.parts)]
 
     def run(i, n):

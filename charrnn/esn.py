@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from charrnn import CharrnnError
+from charrnn import CharrnnError, threads
+from charrnn.cell import Cell
 from charrnn.layers import FAST, ONE, scatter_add_rows, tanh, xent
 from charrnn.native import barrier, gate_columns
 from charrnn.packed import mul, pack
@@ -68,10 +69,11 @@ def init_reservoir(p, rng, res):
 
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def esn_forward(h, xw, Wh, leak, h0, ctx, s0, s1, u0, u1):
+def esn_forward(h, xw, Wh, leak, h0, share):
     """h: (T, N, H) out; xw: (T, N, H) input projections with bias, turned into z in
-    place (the embedding's gradient needs it); Wh: (H, H); leak: (H,); h0: (N, H);
-    ctx: see native.py. Streams s0..s1, units u0..u1."""
+    place (the embedding's gradient needs it); Wh: (H, H); leak: (H,); h0: (N, H).
+    The share's (threads.Share) streams s0..s1 and units u0..u1."""
+    ctx, s0, s1, u0, u1 = share
     T, N, H = xw.shape
     Wp = pack(gate_columns(Wh, H, u0, u1))
     a = np.empty((s1 - s0, u1 - u0), dtype=xw.dtype)
@@ -91,6 +93,19 @@ def esn_cell(h, a, xw, h_prev, leak):
         z = tanh(a[u] + xw[u])
         xw[u] = z
         h[u] = (ONE - leak[u]) * h_prev[u] + leak[u] * z
+
+
+def forward(xw, Wh, state, leak):
+    """The reservoir over a chunk (see cell.py); z replaces xw in place."""
+    T, N, H = xw.shape
+    h = np.empty((T, N, H), dtype=xw.dtype)
+    threads.recurrence(esn_forward, N, H, H, h, xw, Wh, leak, state[0])
+    return h, {"z": xw}, h[-1][None]
+
+
+# no backward: the gradient stops at h (embedding_grad is all the input side gets)
+ESN = Cell("esn", gates=(), blocks=1, states=("h",), saves=("z",), forward=forward, backward=None,
+           step=3, extra="leak")
 
 
 def embedding_grad(p, g, dh, z, ids, folded):

@@ -32,14 +32,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from charrnn import threads
-from charrnn.esn import Reservoir, embedding_grad, esn_forward, init_reservoir
-from charrnn.gru import gru_backward, gru_forward
+from charrnn.esn import ESN, Reservoir, embedding_grad, init_reservoir
+from charrnn.gru import GRU
 from charrnn.layers import scatter_add_rows, softmax_xent, xent
-from charrnn.lstm import lstm_backward, lstm_forward
-from charrnn.rnn import rnn_backward, rnn_forward
+from charrnn.lstm import LSTM
+from charrnn.rnn import RNN
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3, "esn": 1}
-STATES = {"rnn": 1, "lstm": 2, "gru": 1, "esn": 1}
+CELLS = {cell.kind: cell for cell in (RNN, LSTM, GRU, ESN)}  # cell.py: what each provides
+GATES = {kind: cell.blocks for kind, cell in CELLS.items()}
+STATES = {kind: len(cell.states) for kind, cell in CELLS.items()}
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ def param_shapes(cfg):
     for l in range(cfg.layers):
         D = (E or V) if l == 0 else H
         shapes += [(f"L{l}.Wx", (D, G)), (f"L{l}.Wh", (H, G)), (f"L{l}.b", (G,))]
-        if cfg.kind == "gru":
-            shapes.append((f"L{l}.bhn", (H,)))
+        if CELLS[cfg.kind].extra:  # the GRU's bhn
+            shapes.append((f"L{l}.{CELLS[cfg.kind].extra}", (H,)))
     return shapes + [("out.W", (H, V)), ("out.b", (V,))]
 
 
@@ -174,36 +175,16 @@ def _input_projection(cfg, p, l, x):
     return threads.matmul(x.reshape(T * N, D), Wx, b).reshape(T, N, -1)
 
 
-def _cell_forward(kind, xw, Wh, s0, bhn):
-    """Runs one layer's recurrence. Returns h (T, N, H) and what backward needs.
-    bhn: the GRU's bhn, or the ESN's leak."""
-    T, N, G = xw.shape
-    H = Wh.shape[0]
-    h = np.empty((T, N, H), dtype=xw.dtype)
-    if kind == "rnn":
-        threads.recurrence(rnn_forward, N, H, G, h, xw, Wh, s0[0])
-        return h, (h,), h[-1][None]
-    if kind == "esn":  # z in place of xw
-        threads.recurrence(esn_forward, N, H, G, h, xw, Wh, bhn, s0[0])
-        return h, (xw,), h[-1][None]
-    if kind == "lstm":  # the gates in place of xw (lstm.py), as for the GRU
-        c = np.empty((T, N, H), dtype=xw.dtype)
-        threads.recurrence(lstm_forward, N, H, G, h, c, xw, Wh, s0[0], s0[1])
-        return h, (xw, c), np.stack([h[-1], c[-1]])
-    ahn = np.empty((T, N, H), dtype=xw.dtype)
-    threads.recurrence(gru_forward, N, H, G, h, xw, ahn, Wh, bhn, s0[0])
-    return h, (xw, ahn, h), h[-1][None]
-
-
 def forward(cfg, p, ids, state, masks=None):
     """ids: (T, N) input characters; state: (L, S, N, H) carried in.
-    Returns logits (T*N, V), the caches for backward, and the state after T steps."""
+    Returns logits (T*N, V), the caches for backward (per layer: xw, h, what the cell
+    saved by name, the layer's output after dropout), and the state after T steps."""
     T, N = ids.shape
+    cell = CELLS[cfg.kind]
     x, caches, new_state = ids, [], np.empty_like(state)
     for l in range(cfg.layers):
         xw = _input_projection(cfg, p, l, x)
-        h, saved, new_state[l] = _cell_forward(cfg.kind, xw, p[f"L{l}.Wh"], state[l],
-                                               p.get(f"L{l}.bhn", p.get(f"L{l}.leak")))
+        h, saved, new_state[l] = cell.forward(xw, p[f"L{l}.Wh"], state[l], p.get(f"L{l}.{cell.extra}"))
         x = h if masks is None else h * masks[l]
         caches.append((xw, h, saved, x))
     logits = threads.matmul(x.reshape(T * N, -1), p["out.W"], p["out.b"])
@@ -215,63 +196,57 @@ def backward(cfg, p, g, dlogits, caches, ids, state, masks=None):
     dlogits (T*N, V) and what forward saved (used up: the LSTM's and GRU's gates
     become their gradients). state is the state forward started from."""
     T, N = ids.shape
-    H, G = cfg.hidden, GATES[cfg.kind] * cfg.hidden
+    H, cell = cfg.hidden, CELLS[cfg.kind]
     M = T * N
     top = caches[-1][3].reshape(M, H)
     threads.matmul_tn_add(g["out.W"], top, dlogits)
     g["out.b"] += dlogits.sum(axis=0)
-    if cfg.kind == "esn":  # no backpropagation through time: the gradient stops at h
+    if cell.backward is None:  # an ESN: no backpropagation through time, the gradient stops at h
         if cfg.embed:
             dh = threads.matmul(dlogits, p["out.W"].T).reshape(T, N, H)
             dh = dh if masks is None else dh * masks[0]
-            embedding_grad(p, g, dh, caches[0][2][0], ids, _folds_embedding(cfg, M))
+            embedding_grad(p, g, dh, caches[0][2]["z"], ids, _folds_embedding(cfg, M))
         return
     dx = threads.matmul(dlogits, p["out.W"].T).reshape(T, N, H)  # BLAS reads the transpose as is
     for l in range(cfg.layers - 1, -1, -1):
-        xw, h, saved, _ = caches[l]
+        _, h, saved, _ = caches[l]
         dh = dx if masks is None else dx * masks[l]
-        Wh = p[f"L{l}.Wh"]
-        # gradient of the pre-activations: the LSTM's and GRU's in place of their gates
-        da = np.empty_like(xw) if cfg.kind == "rnn" else saved[0]
-        dah = da                                     # gradient of h_prev Wh
-        ds0 = np.empty_like(state[l])  # gradient of the carried state: truncated BPTT drops it
-        db = np.zeros((N, da.shape[2]), dtype=da.dtype)  # per stream: no two threads share a row
-        if cfg.kind == "rnn":
-            threads.recurrence(rnn_backward, N, H, G, da, db, ds0[0], dh, h, Wh)
-        elif cfg.kind == "lstm":
-            threads.recurrence(lstm_backward, N, H, G, da, db, ds0[0], ds0[1], dh, saved[1],
-                               state[l][1], Wh)
-        else:
-            dah = np.empty_like(xw)
-            dbhn = np.zeros((N, H), dtype=da.dtype)
-            threads.recurrence(gru_backward, N, H, G, da, dah, db, dbhn, ds0[0], dh, saved[1], h,
-                               state[l][0], Wh)
-            g[f"L{l}.bhn"] += dbhn.sum(axis=0)
-        g[f"L{l}.b"] += db.sum(axis=0)
+        # da: the gradient of x Wx + b, dah: of h_prev Wh; the gradient of the carried
+        # state is dropped (truncated BPTT)
+        da, dah, _, biases = cell.backward(saved, dh, p[f"L{l}.Wh"], state[l])
+        for name, grad in biases.items():
+            g[f"L{l}.{name}"] += grad
         # dWh = h_prev^T dah, one GEMM per chunk: h[t-1] pairs with dah[t], the carried
         # state with dah[0] (a small second product rather than a copy of h)
         threads.matmul_tn_add(g[f"L{l}.Wh"], h[:-1].reshape(M - N, H), dah[1:].reshape(M - N, -1))
         g[f"L{l}.Wh"] += state[l][0].T @ dah[0]
-        da2 = da.reshape(M, -1)
-        WxT = p[f"L{l}.Wx"].T
-        if l > 0:
-            x_in = caches[l - 1][3].reshape(M, H)
-            threads.matmul_tn_add(g[f"L{l}.Wx"], x_in, da2)
-            dx = threads.matmul(da2, WxT).reshape(T, N, H)
-        elif _folds_embedding(cfg, M):
-            # the backward of the table: sum the gradient rows of each character first,
-            # then two (V, .) GEMMs instead of two (M, .) ones
-            dtable = np.zeros((cfg.vocab_size, da2.shape[1]), dtype=da2.dtype)
-            scatter_add_rows(dtable, ids.reshape(M), da2)
-            g["L0.Wx"] += p["embed.W"].T @ dtable
-            g["embed.W"] += dtable @ WxT
-        elif cfg.embed:
-            emb = p["embed.W"][ids].reshape(M, -1)
-            threads.matmul_tn_add(g["L0.Wx"], emb, da2)
-            scatter_add_rows(g["embed.W"], ids.reshape(M),
-                             threads.matmul(da2, WxT))
-        else:
-            scatter_add_rows(g["L0.Wx"], ids.reshape(M), da2)
+        dx = _input_backward(cfg, p, g, l, da.reshape(M, -1), caches, ids)
+
+
+def _input_backward(cfg, p, g, l, da, caches, ids):
+    """Adds the gradients of layer l's input projection x Wx + b, given da (M, G), to
+    g's Wx (and the embedding's, for l = 0); returns dx (T, N, H) for the layer below."""
+    T, N = ids.shape
+    M = T * N
+    WxT = p[f"L{l}.Wx"].T
+    if l > 0:
+        x_in = caches[l - 1][3].reshape(M, -1)
+        threads.matmul_tn_add(g[f"L{l}.Wx"], x_in, da)
+        return threads.matmul(da, WxT).reshape(T, N, -1)
+    if _folds_embedding(cfg, M):
+        # the backward of the table: sum the gradient rows of each character first,
+        # then two (V, .) GEMMs instead of two (M, .) ones
+        dtable = np.zeros((cfg.vocab_size, da.shape[1]), dtype=da.dtype)
+        scatter_add_rows(dtable, ids.reshape(M), da)
+        g["L0.Wx"] += p["embed.W"].T @ dtable
+        g["embed.W"] += dtable @ WxT
+    elif cfg.embed:
+        emb = p["embed.W"][ids].reshape(M, -1)
+        threads.matmul_tn_add(g["L0.Wx"], emb, da)
+        scatter_add_rows(g["embed.W"], ids.reshape(M), threads.matmul(da, WxT))
+    else:
+        scatter_add_rows(g["L0.Wx"], ids.reshape(M), da)
+    return None
 
 
 def loss_and_grad(cfg, p, g, ids, targets, state, masks=None, wmasks=None, per=None,
@@ -336,22 +311,21 @@ def chunk_loss(cfg, p, ids, targets, state):
     return sum(d[0] for d in done), np.concatenate([d[1] for d in done], axis=2)
 
 
-STATE_NAMES = {"lstm": ("c", "h", "i", "f", "o", "g"), "gru": ("h", "r", "z", "n"),
-               "rnn": ("h",)}
+STATE_NAMES = {kind: (*cell.states[1:], "h", *cell.gates) for kind, cell in CELLS.items()}
 
 
 def named_states(cfg, caches):
     """What each layer computed in forward(), by name: [{name: (T, N, H)}] per layer,
     the memory (c, h) and the activated gates (STATE_NAMES order). Views into the
     caches: copy what must outlive them."""
+    cell = CELLS[cfg.kind]
     out = []
     for _, h, saved, _ in caches:
         H = h.shape[2]
         states = {"h": h}
-        if cfg.kind == "lstm":
-            states["c"] = saved[1]
-        if cfg.kind in ("lstm", "gru"):   # the gates replace xw in place (lstm.py, gru.py)
-            for k, name in enumerate(STATE_NAMES[cfg.kind][-GATES[cfg.kind]:]):
-                states[name] = saved[0][:, :, k * H:(k + 1) * H]
+        for name in cell.states[1:]:  # the LSTM's c
+            states[name] = saved[name]
+        for k, name in enumerate(cell.gates):  # they replace xw in place (lstm.py, gru.py)
+            states[name] = saved["gates"][:, :, k * H:(k + 1) * H]
         out.append(states)
     return out

@@ -15,7 +15,8 @@ compiled code can run; each is reached through a plain-Python function of the sa
 meaning that numba replaces by the intrinsic (an overload), so with
 NUMBA_DISABLE_JIT=1 the kernels run as Python, slowly, for a debugger.
 
-ctx, the int64 array every recurrence and sampling kernel receives (threads.py):
+ctx, the int64 array every recurrence and sampling kernel receives in its share
+(threads.Share):
     ctx[0], ctx[1]   the barrier: threads arrived, barriers completed
     ctx[2]           P, the threads that meet at the barrier (1: no barrier)
     ctx[3]           the address of numpy's cblas_sgemm, or 0

@@ -23,6 +23,7 @@ log-probabilities, and reorders the states to follow their parents. Back-pointer
 stream. Stop cuts the texts at a delimiter as they arrive, chunk by chunk.
 """
 import time
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
@@ -32,69 +33,79 @@ from charrnn.esn import esn_cell
 from charrnn.gru import gru_cell
 from charrnn.layers import EXP_LO, FAST, exp
 from charrnn.lstm import lstm_cell
+from charrnn.model import CELLS, zero_state
 from charrnn.native import barrier, gate_columns, gemm, new_ctx
 from charrnn.rnn import rnn_cell
 
-KINDS = {"rnn": 0, "lstm": 1, "gru": 2, "esn": 3}
 # a chunk that took less than this is followed by one twice as long, up to MAX_CHUNK,
 # so that waking the other threads is paid once for many characters
 FLUSH_S = 0.01
 MAX_CHUNK = 1 << 14
 MAX_CHUNK_CELLS = 1 << 20  # K * N of a chunk, so that many samples do not make it huge
 
+# The weights a character reads: a thread's units' columns of them, gate by gate
+# (U = u1 - u0 a gate, gU = gates * U): table0 (V, gU), Wxs, Whs (L, H, gU), bs (L, gU),
+# extras (L, U) (the GRU's bhn, or the ESN's leak); the readout Wy (H, V), by (V,)
+# whole; step: the cell's Cell.step
+Net = namedtuple("Net", "step table0 Wxs Whs bs extras Wy by")
+Draw = namedtuple("Draw", "temperature top_k top_p greedy")  # how choose() draws a character
+# advance()'s scratch for N samples: xw, a (N, gU), ahn (U,) (the GRU's)
+Scratch = namedtuple("Scratch", "xw a ahn")
+Part = namedtuple("Part", "net ctx u0 u1")  # a thread's weights, and its units of every layer
+RNN, LSTM, GRU, ESN = (CELLS[kind].step for kind in ("rnn", "lstm", "gru", "esn"))
+
 
 @njit(cache=True, nogil=True, fastmath=FAST, error_model="numpy")
-def advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1):
+def advance(old, new, tok, net, buf, share):
     """Feeds the characters tok (N,) to the model: from the state old (L, S, N, H)
-    into new, units u0..u1 of every layer (all of them, or this thread's share; see
-    Sampler). new may be old itself for one thread; threads that split the units
+    into new, the share's units u0..u1 of every layer (all of them, or this thread's;
+    see Sampler). new may be old itself for one thread; threads that split the units
     need two: no thread then waits for the others to read old before it writes
-    (one barrier per layer, not two). The
-    weights are those units' columns, gate by gate (U = u1 - u0 per gate):
-    table0 (V, gU), Wxs, Whs (L, H, gU), bs (L, gU), bhns (L, U).
-    ctx: see native.py; xw, a: (N, gU) and scratch (U,): scratch buffers."""
+    (one barrier per layer, not two). net: a Net of those units' columns;
+    buf: a Scratch."""
+    ctx, _, _, u0, u1 = share
+    xw, a, ahn = buf
     L = old.shape[0]
     N = tok.shape[0]
     for l in range(L):
         if l == 0:
             for n in range(N):
-                xw[n, :] = table0[tok[n]]
+                xw[n, :] = net.table0[tok[n]]
         else:
-            gemm(ctx, new[l - 1, 0], Wxs[l], xw)
-            xw += bs[l]
-        gemm(ctx, old[l, 0], Whs[l], a)
+            gemm(ctx, new[l - 1, 0], net.Wxs[l], xw)
+            xw += net.bs[l]
+        gemm(ctx, old[l, 0], net.Whs[l], a)
         if u1 - u0 == old.shape[3]:  # contiguous rows: the cell loops vectorize
-            cell_step(kind, old[l, 0], old[l, -1], new[l, 0], new[l, -1], a, xw, bhns[l], scratch)
+            cell_step(net.step, old[l, 0], old[l, -1], new[l, 0], new[l, -1], a, xw, net.extras[l], ahn)
         else:
-            cell_step(kind, old[l, 0][:, u0:u1], old[l, -1][:, u0:u1], new[l, 0][:, u0:u1],
-                      new[l, -1][:, u0:u1], a, xw, bhns[l], scratch)
+            cell_step(net.step, old[l, 0][:, u0:u1], old[l, -1][:, u0:u1], new[l, 0][:, u0:u1],
+                      new[l, -1][:, u0:u1], a, xw, net.extras[l], ahn)
         barrier(ctx)  # the next layer, and the next step, read all of this one's h
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def step_buffers(N, table0, bhns):
-    """advance()'s scratch for N samples: xw, a (N, gU) and scratch (U,)."""
-    gU = table0.shape[1]
-    return (np.empty((N, gU), dtype=table0.dtype), np.empty((N, gU), dtype=table0.dtype),
-            np.empty(bhns.shape[1], dtype=table0.dtype))
+def scratch(N, net):
+    """advance()'s Scratch for N samples."""
+    gU = net.table0.shape[1]
+    return Scratch(np.empty((N, gU), dtype=net.table0.dtype), np.empty((N, gU), dtype=net.table0.dtype),
+                   np.empty(net.extras.shape[1], dtype=net.table0.dtype))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def cell_step(kind, h_prev, c_prev, h, c, a, xw, bhn, scratch):
-    """One step of the cell of this kind from h_prev (N, U) (and c_prev, for the
-    LSTM) to h (and c), which may be the same arrays: the training kernels' cells,
-    on this part's columns (so with u0 = 0). xw is used up: the LSTM's and GRU's cells
-    turn it into their gates; scratch (U,) holds the GRU's ahn. bhn: the GRU's bhn,
-    or the ESN's leak."""
+def cell_step(step, h_prev, c_prev, h, c, a, xw, extra, ahn):
+    """One step of the cell numbered step (Cell.step) from h_prev (N, U) (and c_prev,
+    for the LSTM) to h (and c), which may be the same arrays: the training kernels'
+    cells, on this part's columns (so with u0 = 0). xw is used up: the LSTM's and
+    GRU's cells turn it into their gates. extra: the GRU's bhn, or the ESN's leak."""
     for n in range(h.shape[0]):
-        if kind == 0:
+        if step == RNN:
             rnn_cell(h[n], a[n], xw[n])
-        elif kind == 3:
-            esn_cell(h[n], a[n], xw[n], h_prev[n], bhn)
-        elif kind == 1:
+        elif step == ESN:
+            esn_cell(h[n], a[n], xw[n], h_prev[n], extra)
+        elif step == LSTM:
             lstm_cell(h[n], c[n], xw[n], a[n], c_prev[n], 0)
         else:
-            gru_cell(h[n], xw[n], scratch, a[n], bhn, h_prev[n], 0)
+            gru_cell(h[n], xw[n], ahn, a[n], extra, h_prev[n], 0)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
@@ -136,12 +147,13 @@ def softmax_weights(logits, mx, temperature, floor, probs):
 
 
 @njit(cache=True, error_model="numpy")
-def choose(logits, temperature, top_k, top_p, greedy, coin, probs, work):
+def choose(logits, draw, coin, probs, work):
     """Index drawn from softmax(logits / temperature), restricted first to the top_k
     largest logits when 0 < top_k < V, then, when top_p < 1, to the nucleus: the
     fewest most likely of those left whose probability adds up to at least top_p of
-    theirs. Ties at either cut are kept. argmax if greedy.
-    probs, work: (V,) float64 scratch."""
+    theirs. Ties at either cut are kept. argmax if greedy. draw: a Draw of those four;
+    coin: uniform in [0, 1); probs, work: (V,) float64 scratch."""
+    temperature, top_k, top_p, greedy = draw
     V = logits.shape[0]
     if greedy:
         return np.argmax(logits)
@@ -178,33 +190,32 @@ def choose(logits, temperature, top_k, top_p, greedy, coin, probs, work):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_p, greedy,
-                 ctx, kind, table0, Wxs, Whs, bs, bhns, u0, u1):
+def sample_chunk(out, tok, state, spare, coins, draw, net, share):
     """out: (K, N) generated ids; tok: (N,) the last character of each sample, not
     yet fed, updated in place; state: (L, S, N, H), in and out; spare: the same
     shape, what advance() steps into and back (state itself for one thread);
-    coins: (K, N) uniform in [0, 1). The thread with units from 0 also draws the
-    characters while the others wait."""
+    coins: (K, N) uniform in [0, 1); draw: a Draw; net: the share's Net. The thread
+    with units from 0 also draws the characters while the others wait."""
+    ctx, _, _, u0, u1 = share
     K, N = out.shape
-    V = by.shape[0]
+    V = net.by.shape[0]
     L = state.shape[0]
-    xw, a, scratch = step_buffers(N, table0, bhns)
-    logits = np.empty((N, V), dtype=table0.dtype)
+    buf = scratch(N, net)
+    logits = np.empty((N, V), dtype=net.table0.dtype)
     probs = np.empty(V, dtype=np.float64)
     work = np.empty(V, dtype=np.float64)
     for k in range(K):
         old, new = (state, spare) if k % 2 == 0 else (spare, state)
-        advance(old, new, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, u0, u1)
+        advance(old, new, tok, net, buf, share)
         if u0 == 0:
             if N == 1:
-                output_row(new[L - 1, 0, 0], Wy, by, logits[0])
+                output_row(new[L - 1, 0, 0], net.Wy, net.by, logits[0])
             else:
-                gemm(ctx, new[L - 1, 0], Wy, logits)
+                gemm(ctx, new[L - 1, 0], net.Wy, logits)
                 for n in range(N):
-                    logits[n] += by
+                    logits[n] += net.by
             for n in range(N):
-                tok[n] = choose(logits[n], temperature, top_k, top_p, greedy, coins[k, n],
-                                probs, work)
+                tok[n] = choose(logits[n], draw, coins[k, n], probs, work)
                 out[k, n] = tok[n]
         barrier(ctx)  # tok is drawn
     if K % 2 == 1:  # the last step went into spare: this thread's units back into state
@@ -212,15 +223,15 @@ def sample_chunk(out, tok, state, spare, coins, Wy, by, temperature, top_k, top_
 
 
 @njit(cache=True, error_model="numpy")
-def feed(ids, state, ctx, kind, table0, Wxs, Whs, bs, bhns):
-    """Conditions state (L, S, N, H) on the characters ids (P,), the same for every sample."""
+def feed(ids, state, net, share):
+    """Conditions state (L, S, N, H) on the characters ids (P,), the same for every
+    sample; share: all of the units."""
     N = state.shape[2]
-    xw, a, scratch = step_buffers(N, table0, bhns)
+    buf = scratch(N, net)
     tok = np.empty(N, dtype=np.int64)
     for p in range(ids.shape[0]):
         tok[:] = ids[p]
-        advance(state, state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0,
-                state.shape[3])
+        advance(state, state, tok, net, buf, share)
 
 
 @njit(cache=True, error_model="numpy")
@@ -256,22 +267,22 @@ def beam_select(scores, parent, char, cand):
 
 
 @njit(cache=True, error_model="numpy")
-def beam_search(parents, chars, scores, tok, state, ctx, kind, table0, Wxs, Whs, bs, bhns, Wy, by):
+def beam_search(parents, chars, scores, tok, state, net, share):
     """T steps of beam search over W beams. parents, chars: (T, W) out, the beam each
     step's survivor came from and the character it added; scores (W,): sums of
-    log-probabilities, in and out; tok (W,), state (L, S, W, H): in and out."""
+    log-probabilities, in and out; tok (W,), state (L, S, W, H): in and out;
+    share: all of the units."""
     T, W = parents.shape
-    L, V = state.shape[0], by.shape[0]
-    xw, a, scratch = step_buffers(W, table0, bhns)
-    logits = np.empty((W, V), dtype=table0.dtype)
+    L, V = state.shape[0], net.by.shape[0]
+    buf = scratch(W, net)
+    logits = np.empty((W, V), dtype=net.table0.dtype)
     cand = np.empty((W, V), dtype=np.float64)
     spare = np.empty_like(state)
     for t in range(T):
-        advance(state, state, tok, ctx, kind, table0, Wxs, Whs, bs, bhns, xw, a, scratch, 0,
-                state.shape[3])
-        gemm(ctx, state[L - 1, 0], Wy, logits)
+        advance(state, state, tok, net, buf, share)
+        gemm(share.ctx, state[L - 1, 0], net.Wy, logits)
         for w in range(W):
-            logits[w] += by
+            logits[w] += net.by
             log_softmax(cand[w], logits[w])
             cand[w] += scores[w]
         beam_select(scores, parents[t], chars[t], cand)
@@ -313,11 +324,12 @@ class Sampler:
             self.Wxs[l] = f32[f"L{l}.Wx"]
         self.Whs = np.stack([f32[f"L{l}.Wh"] for l in range(L)])
         self.bs = np.stack([f32[f"L{l}.b"] for l in range(L)])
-        self.bhns = np.stack([f32.get(f"L{l}.bhn", f32.get(f"L{l}.leak", np.zeros(H, np.float32)))
-                              for l in range(L)])  # the GRU's bhn, or the ESN's leak
+        extra = CELLS[cfg.kind].extra  # the GRU's bhn, or the ESN's leak
+        self.extras = np.stack([f32[f"L{l}.{extra}"] if extra else np.zeros(H, np.float32)
+                                for l in range(L)])
         self.Wy, self.by = f32["out.W"], f32["out.b"]
-        self.weights = (new_ctx(1), KINDS[cfg.kind], self.table0, self.Wxs,
-                        self.Whs, self.bs, self.bhns)
+        self.net = Net(CELLS[cfg.kind].step, self.table0, self.Wxs, self.Whs, self.bs, self.extras,
+                       self.Wy, self.by)
         # sample_chunk splits large layers (a 2x128 GRU's and up) across the cores
         # by units (threads.py): each thread reads only its units' columns of the
         # weights, so two cores stream them from memory twice as fast (or a share
@@ -326,36 +338,39 @@ class Sampler:
         self.weight_bytes = self.Whs.nbytes + self.Wxs[1:].nbytes + self.Wy.nbytes
         units = threads.sample_unit_ranges(H, self.weight_bytes)
         if units is None:  # one thread: the whole weights, not a copy of them
-            self.parts = [self.weights + (0, H)]
+            self.parts = [Part(self.net, new_ctx(1), 0, H)]
             return
         ctx = new_ctx(len(units))
-        weights = (self.table0, self.Wxs, self.Whs, self.bs, self.bhns)
-        self.parts = [(ctx, KINDS[cfg.kind]) + tuple(gate_columns(w, H, u0, u1) for w in weights) +
-                      (u0, u1) for u0, u1 in units]
+        self.parts = [Part(self.net._replace(**{k: gate_columns(getattr(self.net, k), H, u0, u1)
+                                                for k in ("table0", "Wxs", "Whs", "bs", "extras")}),
+                           ctx, u0, u1) for u0, u1 in units]
+
+    def whole(self, N):
+        """The Net and a Share of every unit, for one thread stepping N samples."""
+        return self.net, threads.Share(new_ctx(1), 0, N, 0, self.cfg.hidden)
 
     def generate(self, prime_ids, length, num_samples=1, temperature=1.0, top_k=0,
                  greedy=False, seed=None, chunk=128, top_p=1.0, flush_s=FLUSH_S):
         """Yields (K, N) arrays of new ids until length characters per sample are made,
         K = chunk first, then twice the last K whenever that took under flush_s.
         prime_ids (P >= 1,) conditions the state; its last character is the first input."""
-        from charrnn.model import zero_state
         # one generator per sample, spawned from the seed: sample n is the same text
         # whatever num_samples is, and whatever the chunk size
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(num_samples)]
         state = zero_state(self.cfg, num_samples)
         prime_ids = np.asarray(prime_ids, dtype=np.int64)
-        feed(prime_ids[:-1], state, *self.weights)
+        feed(prime_ids[:-1], state, *self.whole(num_samples))
         tok = np.full(num_samples, prime_ids[-1], dtype=np.int64)
         spare = state if len(self.parts) == 1 else np.empty_like(state)
+        draw = Draw(float(temperature), int(top_k), float(top_p), bool(greedy))
+        shares = [(net, threads.Share(ctx, 0, num_samples, u0, u1)) for net, ctx, u0, u1 in self.parts]
         made = 0
         while made < length:
             K = min(chunk, length - made)
             out = np.empty((K, num_samples), dtype=np.int64)
             coins = np.stack([r.random(K) for r in rngs], axis=1)
             start = time.perf_counter()
-            threads.parallel(sample_chunk, (out, tok, state, spare, coins, self.Wy, self.by,
-                                            float(temperature), int(top_k), float(top_p),
-                                            bool(greedy)), self.parts)
+            threads.parallel(sample_chunk, (out, tok, state, spare, coins, draw), shares)
             if time.perf_counter() - start < flush_s:  # (K, N) ids and coins stay 16 MB at most
                 chunk = min(2 * chunk, MAX_CHUNK, max(chunk, MAX_CHUNK_CELLS // num_samples))
             made += K
@@ -365,17 +380,16 @@ class Sampler:
         """The most likely continuation of length characters that a beam of width finds,
         as (ids (length,), its log-probability). Exact when width >= V ** (length - 1).
         Scored with the model's own probabilities (temperature 1)."""
-        from charrnn.model import zero_state
         prime_ids = np.asarray(prime_ids, dtype=np.int64)
         state = zero_state(self.cfg, 1)
-        feed(prime_ids[:-1], state, *self.weights)
+        feed(prime_ids[:-1], state, *self.whole(1))
         state = np.ascontiguousarray(np.repeat(state, width, axis=2))
         tok = np.full(width, prime_ids[-1], dtype=np.int64)
         scores = np.full(width, -np.inf)
         scores[0] = 0.0  # one live beam at first: the others would be its copies
         parents = np.empty((length, width), dtype=np.int64)
         chars = np.empty((length, width), dtype=np.int64)
-        beam_search(parents, chars, scores, tok, state, *self.weights, self.Wy, self.by)
+        beam_search(parents, chars, scores, tok, state, *self.whole(width))
         out = np.empty(length, dtype=np.int64)
         beam_backtrack(out, parents, chars)
         return out, float(scores[0])

@@ -28,6 +28,7 @@ run is repeatable on the same machine and settings.
 """
 import os
 import threading
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,6 +36,9 @@ import numpy as np
 from charrnn.native import new_ctx
 
 _pool, _pool_size = None, 0
+# one thread's part of a kernel, passed to it as one argument: streams s0..s1 and
+# units u0..u1; ctx: the barrier its threads meet at, and numpy's BLAS (native.py)
+Share = namedtuple("Share", "ctx s0 s1 u0 u1")
 # split by units in training when every thread gets at least MIN_UNITS units and
 # MIN_COLUMNS gate columns, and in sampling when a character reads SAMPLE_MIN_BYTES of
 # weights (see the top of this file)
@@ -133,8 +137,8 @@ def alone(fn):
 
 
 def recurrence(fn, N, H, G, *args):
-    """Runs the recurrence kernel fn(*args, ctx, s0, s1, u0, u1) over N streams, H
-    units and G gate columns, split by units (see unit_ranges), or by streams (inside
+    """Runs the recurrence kernel fn(*args, share) over N streams, H units and G gate
+    columns, one Share a thread, split by units (see unit_ranges), or by streams (inside
     a part of a step split whole, one range; for a forward pass on its own, as
     evaluation's burn-in and inspect-cells run, up to count()). The split by units
     makes its threads wait for each other at every step, so it never runs more
@@ -142,8 +146,10 @@ def recurrence(fn, N, H, G, *args):
     units = unit_ranges(H, G)
     if units:
         ctx = new_ctx(len(units))
-        return parallel(fn, args, [(ctx, 0, N, u0, u1) for u0, u1 in units])
-    return parallel(fn, args, [(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)])
+        shares = [Share(ctx, 0, N, u0, u1) for u0, u1 in units]
+    else:
+        shares = [Share(new_ctx(1), lo, hi, 0, H) for lo, hi in ranges(N, 4)]
+    return parallel(fn, args, [(share,) for share in shares])
 
 
 def matmul(a, b, bias=None):

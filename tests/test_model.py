@@ -27,6 +27,27 @@ def make(kind, layers, embed, dropout=0.0, dtype=np.float64, seed=0, V=5, H=4, T
     return cfg, flat, ids, targets, state, masks
 
 
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_named_states_follow_the_equations(kind):
+    """A cell saves what its table entry names, and named_states' gates obey the
+    cell's equations by name (swapped names would break them): c = f c_prev + i g and
+    h = o tanh(c) for the LSTM, h = (1 - z) n + z h_prev for the GRU, the last step
+    the state carried out."""
+    cfg, flat, ids, targets, state, _ = make(kind, 2, 0, T=3)
+    _, caches, new_state = model.forward(cfg, model.carve(flat, cfg), ids, state)
+    cell = model.CELLS[kind]
+    assert all(tuple(saved) == cell.saves for _, _, saved, _ in caches)
+    for l, s in enumerate(model.named_states(cfg, caches)):
+        assert tuple(s) == ("h", *cell.states[1:], *cell.gates)
+        prev = [np.concatenate([state[l][k][None], s[name][:-1]]) for k, name in enumerate(cell.states)]
+        np.testing.assert_allclose(new_state[l], [s[name][-1] for name in cell.states], rtol=1e-12)
+        if kind == "lstm":
+            np.testing.assert_allclose(s["c"], s["f"] * prev[1] + s["i"] * s["g"], rtol=1e-12)
+            np.testing.assert_allclose(s["h"], s["o"] * np.tanh(s["c"]), rtol=1e-12)
+        if kind == "gru":
+            np.testing.assert_allclose(s["h"], (1 - s["z"]) * s["n"] + s["z"] * prev[0], rtol=1e-12)
+
+
 @pytest.mark.parametrize("kind,layers,embed", CASES)
 def test_forward_matches_naive(kind, layers, embed):
     cfg, flat, ids, targets, state, _ = make(kind, layers, embed)
@@ -235,7 +256,8 @@ def test_units_split_across_threads(kind, P, monkeypatch):
     cfg, flat, ids, targets, state, masks = make(kind, 2, 3, dropout=0.3, H=7, N=4, T=3)
     p = model.carve(flat, cfg)
     logits, _, new_state = model.forward(cfg, p, ids, state, masks)
-    calls = [parts for parts in calls if len(parts[0]) == 5]  # the recurrences: (ctx, s0, s1, u0, u1)
+    calls = [[share for share, in parts] for parts in calls
+             if isinstance(parts[0][0], threads.Share)]  # the recurrences: one Share a thread
     assert len(calls) == 2 and all([part[3:] for part in parts] == [(k * 7 // P, (k + 1) * 7 // P)
                                                                     for k in range(P)] for parts in calls)
     ref_logits, ref_state = naive.forward(cfg, p, ids, state, masks)
