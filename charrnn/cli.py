@@ -731,7 +731,7 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, lang, only,
     See docs/inspect.md."""
     from charrnn import checkpoint
     from charrnn.data import known_text, read_text
-    from charrnn.inspect import cli_main
+    from charrnn.inspect import Options, cli_main
     if out is None:
         need_stdout()
     ck = checkpoint.load(checkpoint_path)
@@ -743,12 +743,12 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, lang, only,
                            f"remove them from TEXT and the offsets")
     if skipped and not quiet:
         say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
-    cli_main(ck, text, dict(regex=regex, spans=spans, feature=feature, only=only, show=show,
-                            lang=lang, filename=None if text_file == "-" else text_file,
-                            fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
-                            max_chars=max_chars, shifts=shifts, untrained=untrained,
-                            saturation=saturation, discover=discover, seed=seed,
-                            encoding=encoding, quiet=quiet), log=say)
+    cli_main(ck, text, Options(regex=regex, spans=spans, feature=feature, only=only, show=show,
+                               lang=lang, filename=None if text_file == "-" else text_file,
+                               fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
+                               max_chars=max_chars, shifts=shifts, untrained=untrained,
+                               saturation=saturation, discover=discover, seed=seed,
+                               encoding=encoding, quiet=quiet), log=say)
 
 
 @cli.command("inspect-embedding", context_settings=CONTEXT, epilog="""\b

@@ -123,3 +123,10 @@ def test_locality_baseline():
     now = (ids == 3).astype(float)[:, None]
     assert stats.local_r(ids, now, slice(0, 3000), slice(3000, 6000), width=3, lag=2)[0] > 0.99
     assert stats.local_r(ids, now, slice(0, 3000), slice(3000, 6000), width=2, lag=2)[0] < 0.1
+
+
+def test_average_ranks_share_ties_as_rankdata_does():
+    from charrnn.inspect.stats import average_ranks
+    assert average_ranks([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert average_ranks([0, 0, 0]).tolist() == [2.0, 2.0, 2.0]
+    assert average_ranks([5.0]).tolist() == [1.0]

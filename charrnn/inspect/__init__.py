@@ -13,6 +13,7 @@
 This module ties them together; the CLI's inspect-cells command calls inspect().
 """
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -231,32 +232,59 @@ def _only(spec, lang):
     return only
 
 
+@dataclass(frozen=True)
+class Options:
+    """inspect-cells' options, already checked by the CLI (ranges, choices); the
+    meaning of each is in `charrnn inspect-cells --help`."""
+    regex: tuple = ()            # patterns, one hypothesis each
+    spans: tuple = ()            # files of 'start end' offsets
+    feature: tuple = ()          # files of one number per character
+    only: str | None = None      # 'a,b' built-in names, 'none', or None for all
+    show: str | None = None      # 'L1:37,L2:c:5'
+    lang: str = "auto"
+    filename: str | None = None  # TEXT's name, for --lang auto; None for stdin
+    fmt: str = "terminal"        # terminal, json, csv or html
+    out: str | None = None       # None: stdout
+    color: str = "auto"
+    chars: int = 320
+    maps: int = 1
+    top: int = 3
+    max_chars: int = 0           # 0: all of the text
+    shifts: int = an.SHIFTS
+    untrained: bool = True
+    saturation: bool = False
+    discover: bool = False
+    seed: int = 0
+    encoding: str = "utf-8"
+    quiet: bool = False
+
+
 def cli_main(ck, text, o, log):
-    """The inspect-cells command after parsing: o holds the options by name."""
+    """The inspect-cells command after parsing: ck a loaded checkpoint, text the
+    text, o the Options, log(msg) for notes on stderr."""
     cfg = ck.config
-    if o["out"]:  # found unwritable now, not after minutes of analysis
-        check_writable(o["out"], "--out", "--out", "cells.html")
-    if o["max_chars"]:
-        text = text[:o["max_chars"]]
-    lang, why = lg.resolve(o["lang"], text, o["filename"])
-    only = _only(o["only"], lang)
-    show = parse_cells(o["show"], cfg) if o["show"] else []
+    _give_back_freed_memory()
+    if o.out:  # found unwritable now, not after minutes of analysis
+        check_writable(o.out, "--out", "--out", "cells.html")
+    if o.max_chars:
+        text = text[:o.max_chars]
+    lang, why = lg.resolve(o.lang, text, o.filename)
+    only = _only(o.only, lang)
+    show = parse_cells(o.show, cfg) if o.show else []
     # --show alone renders cells without ranking; --only none keeps only the user's
-    builtin = not (show and o["only"] is None) and only != set()
-    hyps = hypotheses(text, builtin=builtin,
-                      regex=o["regex"],
-                      spans=[(p, _read_lines(p, o["encoding"])) for p in o["spans"]],
-                      features=[(p, _read_lines(p, o["encoding"])) for p in o["feature"]],
+    builtin = not (show and o.only is None) and only != set()
+    hyps = hypotheses(text, builtin=builtin, regex=o.regex,
+                      spans=[(p, _read_lines(p, o.encoding)) for p in o.spans],
+                      features=[(p, _read_lines(p, o.encoding)) for p in o.feature],
                       only=only, lang=lang)
-    limits.check_shifts(len(rc.blocks(cfg)) * cfg.hidden, len(hyps), o["shifts"])
-    quiet = o["quiet"]
-    if not quiet:
+    limits.check_shifts(len(rc.blocks(cfg)) * cfg.hidden, len(hyps), o.shifts)
+    if not o.quiet:
         log(f"charrnn: {cfg.kind} {cfg.layers}x{cfg.hidden}, {len(text):,} characters, "
             f"{len(hyps)} hypotheses, language {lang} ({why})")
-    ins = inspect(cfg, ck.params, ck.vocab, text, hyps, untrained=o["untrained"], seed=o["seed"],
-                  shifts=o["shifts"], top=o["top"], progress=not quiet,
-                  log=None if quiet else (lambda m: log(f"charrnn: {m}")), show=show,
-                  saturation=o["saturation"], discover=o["discover"],
+    ins = inspect(cfg, ck.params, ck.vocab, text, hyps, untrained=o.untrained, seed=o.seed,
+                  shifts=o.shifts, top=o.top, progress=not o.quiet,
+                  log=None if o.quiet else (lambda m: log(f"charrnn: {m}")), show=show,
+                  saturation=o.saturation, discover=o.discover,
                   reservoir=Reservoir.of_run(ck.meta.get("train") or {}))
     ins.lang = (lang, why)
     ins.left_out = [n for n in ft.NAMES if n not in lg.FEATURES[lang]
@@ -266,9 +294,22 @@ def cli_main(ck, text, o, log):
     except BrokenPipeError:
         raise  # the reader of stdout went away (| head): the CLI's quiet exit
     except OSError as e:  # a full disk, /dev/full
-        raise CharrnnError(f"cannot write {o['out'] or 'to standard output'}: {e.strerror or e}")
-    if o["out"] and not quiet:
-        log(f"charrnn: wrote {o['out']}")
+        raise CharrnnError(f"cannot write {o.out or 'to standard output'}: {e.strerror or e}")
+    if o.out and not o.quiet:
+        log(f"charrnn: wrote {o.out}")
+
+
+def _give_back_freed_memory():
+    """Undoes setup.keep_freed_memory for this command: it streams chunks of many sizes
+    through two threads, so a heap that never shrinks holds far more than is live."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return
+    M_TRIM_THRESHOLD, M_TOP_PAD = -1, -2
+    mallopt(M_TRIM_THRESHOLD, 128 << 10)  # glibc's defaults; chunks stay off mmap,
+    mallopt(M_TOP_PAD, 0)                 # whose zero-filled pages cost more than the trim
 
 
 def _write(ins, o):
@@ -276,19 +317,19 @@ def _write(ins, o):
     import os
     import shutil
     from charrnn.inspect import render
-    out = open(o["out"], "w", encoding="utf-8", newline="") if o["out"] else sys.stdout
+    out = open(o.out, "w", encoding="utf-8", newline="") if o.out else sys.stdout
     try:
-        if o["fmt"] == "json":
+        if o.fmt == "json":
             out.write(render.to_json(ins))
-        elif o["fmt"] == "csv":
+        elif o.fmt == "csv":
             render.to_csv(ins, out)
-        elif o["fmt"] == "html":
-            out.write(render.to_html(ins, chars=max(o["chars"], 600), maps=max(o["maps"], 1)))
+        elif o.fmt == "html":
+            out.write(render.to_html(ins, chars=max(o.chars, 600), maps=max(o.maps, 1)))
         else:
-            color = render.use_color(o["color"], out)
+            color = render.use_color(o.color, out)
             truecolor = os.environ.get("COLORTERM", "") in ("truecolor", "24bit")
             width = shutil.get_terminal_size((100, 24)).columns if out is sys.stdout else 100
-            out.write(render.terminal(ins, color, truecolor, o["chars"], o["maps"], width))
+            out.write(render.terminal(ins, color, truecolor, o.chars, o.maps, width))
         out.flush()
     finally:
         if out is not sys.stdout:

@@ -31,6 +31,7 @@ Verdicts, in this order:
 """
 import numpy as np
 
+from charrnn import threads
 from charrnn.inspect import stats, stream
 
 LAGS = (0, 1, 2)
@@ -148,11 +149,14 @@ def analyze(source, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=S
 
     def choose(R):
         return sorted({c[:2] for j in range(J) for c in best_cells(R, j, top)} | set(keep))
-    # the untrained model streams in a second thread (the kernels release the GIL)
+    # the untrained model streams in a second thread (the kernels release the GIL); then
+    # each model's recurrence runs in its own thread, unsplit: two split recurrences would
+    # wait at each other's barriers on the same cores
     pool = ThreadPoolExecutor(1) if untrained is not None and J else None
+    run = threads.alone(_run) if pool else _run
     if pool:
-        ufuture = pool.submit(_run, untrained, names, groups, hyps, parts)
-    st, kept = _run(source, names, groups, hyps, parts, offsets, choose, observers)
+        ufuture = pool.submit(run, untrained, names, groups, hyps, parts)
+    st, kept = run(source, names, groups, hyps, parts, offsets, choose, observers)
     if not J:
         return [], None, kept
     R = np.stack([st.scan(0), st.scan(1)])

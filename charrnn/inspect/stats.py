@@ -32,16 +32,29 @@ def corr(A, F, lag=0):
 def auc(scores, labels):
     """P(score of a positive > score of a negative), a tie counting 1/2: the
     Mann-Whitney U over n1 n0, from average ranks. nan without both classes."""
-    from scipy.stats import rankdata
     pos = np.asarray(labels).astype(bool)
     n1 = int(pos.sum())
     n0 = len(pos) - n1
     if n1 == 0 or n0 == 0:
         return float("nan")
-    ranks = rankdata(scores)
+    ranks = average_ranks(scores)
     return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+
+
+def average_ranks(x):
+    """Ranks 1..n of x, ties sharing the mean of their ranks (scipy's rankdata),
+    in numpy: importing scipy.stats would cost more memory than the analysis."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.concatenate([[True], xs[1:] != xs[:-1]]))   # first of each tie group
+    ends = np.append(starts[1:], len(x))
+    mean_rank = (starts + 1 + ends) / 2.0                                  # mean of ranks start+1..end
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
 
 def shifts(n, count, rng):
