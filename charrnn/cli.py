@@ -4,19 +4,15 @@ import contextlib
 import json
 import math
 import os
-import signal
 import sys
 import warnings
 
 import click
 
 from charrnn import CharrnnError, __version__, limits, setup
-from charrnn.paths import check_writable
+from charrnn.session import ARCH, COMPILE_NOTICE, plural  # noqa: F401 (ARCH, COMPILE_NOTICE: re-exported)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
-ARCH = ("model", "hidden", "layers", "embed", "dropout")
-COMPILE_NOTICE = "charrnn: compiling kernels, once (cached for later runs)"
-UNKNOWN_HINT = "pass --unknown skip to leave them out"
 
 
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -150,31 +146,10 @@ def say(msg):
     click.echo(msg, err=True)
 
 
-def plural(n, word):
-    """'1 step', '2 steps', '1,000 steps'."""
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-@contextlib.contextmanager
 def compile_notice():
-    """Says on stderr that kernels are being compiled when numba starts compiling one
-    in the block: a cache miss, so once per install (and source change); loading
-    cached kernels, however slow on a busy machine, says nothing."""
-    from numba.core import event
-
-    class Notice(event.Listener):
-        said = False
-
-        def on_start(self, ev):
-            if not self.said:
-                self.said = True
-                say(COMPILE_NOTICE)
-
-        def on_end(self, ev):
-            pass
-
-    with event.install_listener("numba:compile", Notice()):
-        yield
+    """Says on stderr that kernels are being compiled (session.compile_notice)."""
+    from charrnn import session
+    return session.compile_notice(say)
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -296,129 +271,20 @@ Examples:
 @click.option("--force", is_flag=True, help="Replace what -o and its best file hold: start over, "
               "or resume into an existing -o.")
 @click.pass_context
-def train(ctx, **kw):
+def train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset,
+          extend_vocab, **opts):
     """Train a model on FILES (text; '-' reads standard input; or one corpus made by
     'charrnn prepare'). Under mpirun, each rank trains a block of the streams
     (README: "More than one machine")."""
-    from charrnn.streams import guarded_stderr
-    with guarded_stderr():  # a lost stderr (closed pipe, full disk) must not end the run
-        _train(ctx, **kw)
-
-
-def _train(ctx, files, output, log_file, quiet, resume, encoding, no_lock, force, preset,
-           extend_vocab, **opts):
-    from charrnn import distributed, history, outputs, train as tr
-    comm = distributed.communicator()  # under mpirun: this rank's; only rank 0 writes or talks
-    quiet = quiet or not comm.is_root
-    given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    from charrnn import session
     if extend_vocab and not resume:
         raise click.UsageError("--extend-vocab adds characters to a trained model: give --resume")
-    if preset and resume:
-        raise CharrnnError(f"--preset {preset} starts a new run; a resumed run keeps the "
-                           f"settings saved in {resume}: drop --preset")
-    if preset:
-        opts.update({k: v for k, v in tr.PRESETS[preset].items() if k not in given})
-    output = output or resume or "model.npz"
-    targets = outputs.targets(output)
-    # taken before the corpus is read, so a second run on the same files is refused at once
-    lock = None if no_lock or not comm.is_root else outputs.Lock(*targets)
-    with lock or contextlib.nullcontext():
-        with tr.stop_at_once(lock and lock.release):
-            run = _prepare(comm, files, output, log_file, quiet, resume, encoding, force,
-                           extend_vocab, opts, given)
-        try:
-            tr.run(run, progress=not quiet, log_file=log_file, preview=None if quiet else _preview)
-        except tr.Interrupted as e:
-            if comm.is_root:
-                say(f"charrnn: interrupted by {e.args[0]} at step {e.step:,}; saved {output} "
-                    f"(continue with --resume {output})")
-            # SIGUSR1 is how mpirun passes a stop on (README): it ends as SIGTERM does
-            sys.exit(128 + (signal.SIGTERM if e.signum == signal.SIGUSR1 else e.signum))
-    if not quiet:
-        val = f"{run.val_loss:.4f}" if run.val_loss is not None else "n/a"
-        say(f"charrnn: step {run.step:,}, train loss {run.smooth:.4f}, val loss {val}; saved {output}"
-            + (f" (best {run.best_val:.4f} in {targets[1]})" if math.isfinite(run.best_val) else ""))
-        if run.history and sys.stderr.isatty():  # a sketch for a person, not for a log file
-            say(f"charrnn: validation {history.summary(run.history, run.best_val)}")
-        if run.still_improving() and not run.plateaued():
-            say(f"charrnn: still improving: continue with --resume {output} "
-                f"--max-steps {2 * run.step}")
-
-
-def _extend_vocab(ck, vocab):
-    """ck grown to vocab (--extend-vocab), saying which characters are new."""
-    from charrnn.extend import extend_vocab
-    new = sorted(set(vocab) - set(ck.vocab))
-    say(f"charrnn: adding {plural(len(new), 'character')} to the vocabulary: "
-        + " ".join(map(repr, new[:20])) + (" ..." if len(new) > 20 else ""))
-    return extend_vocab(ck, vocab)
-
-
-def _prepare(comm, files, output, log_file, quiet, resume, encoding, force, extend_vocab, opts,
-             given):
-    """The Run, its kernels compiled; called holding the lock on the run's files."""
-    from charrnn import outputs, prepared, train as tr
-    if comm.is_root:
-        outputs.claim(output, resume, force)  # under the lock: no other run creates them now
-        if log_file:  # found unwritable now, not after the corpus is read
-            check_writable(log_file, "the log", "--log", "log.jsonl")
-    ck, cfg, tc = _train_settings(comm, resume, opts, given)
-    corpus = prepared.read(files, encoding, vocab=ck.vocab if ck else None,
-                           unknown="extend" if extend_vocab else "error",
-                           hint="pass --extend-vocab to add them to the model")
-    if ck and corpus[1] != ck.vocab:
-        ck = _extend_vocab(ck, corpus[1])
-        cfg = ck.config
-    run = tr.Run(corpus, output, cfg, tc, resume=ck, comm=comm,
-                 fit_batches=not ck and not {"batch_size", "seq_length"} & given)
-    run.check_work()
-    if not quiet:
-        _train_header(run, resumed=ck is not None)
-    for w in run.warnings if comm.is_root else ():
-        say(f"charrnn: warning: {w}")
-    with compile_notice() if comm.is_root else contextlib.nullcontext():
-        tr.warm_up(run.cfg, tc.optimizer, tc.clip_mode)
-    return run
-
-
-def _train_settings(comm, resume, opts, given):
-    """(checkpoint or None, ModelConfig, TrainConfig) of a new or a resumed run."""
-    from charrnn import checkpoint, train as tr
-    from charrnn.model import ModelConfig
-    arch = {"kind": opts.pop("model"), **{k: opts.pop(k) for k in ARCH[1:]}}
-    if arch["kind"] == "esn" and "layers" not in given:
-        arch["layers"] = 1  # one reservoir
-    opts["eval_every"] = opts["eval_every"] or 0  # 0, like epochs None: chosen by the run
-    if not resume:
-        if opts["seed"] is None:  # the ranks' largest: one seed for all
-            opts["seed"] = comm.agree(int.from_bytes(os.urandom(4), "little") >> 1)
-        return None, ModelConfig(**arch), tr.TrainConfig.from_dict(opts)
-    if "seed" in given and comm.is_root:
-        say("charrnn: warning: --seed is ignored on --resume: the run continues its own "
-            "random sequence")
-    ck = checkpoint.load(resume)
-    cfg = ck.config
-    saved = {"kind": cfg.kind, **{k: getattr(cfg, k) for k in ARCH[1:]}}
-    clash = [f"--{k} {arch[key]}" for k, key in zip(ARCH, saved)
-             if k in given and arch[key] != saved[key]]
-    if clash:
-        raise CharrnnError(f"{', '.join(clash)} contradicts the checkpoint {resume} "
-                           f"({cfg.kind} {cfg.layers}x{cfg.hidden}, embed {cfg.embed}, "
-                           f"dropout {cfg.dropout}); drop the flag to resume")
-    return ck, cfg, tr.resume_settings(ck.meta.get("train", {}),
-                                       {k: v for k, v in opts.items() if k in given})
-
-
-def _train_header(run, resumed):
-    from charrnn.model import describe_params
-    c, spe = run.cfg, run.batches.steps_per_epoch
-    say(f"charrnn: {c.kind} {c.layers}x{c.hidden}"
-        f"{f', embed {c.embed}' if c.embed else ', one-hot input'}, {describe_params(c)}, "
-        f"vocabulary {c.vocab_size} (uniform loss ln V = {math.log(c.vocab_size):.3f})")
-    say(f"charrnn: {len(run.train_ids):,} training and {len(run.val_ids):,} validation characters; "
-        f"{plural(spe, 'step')} of {run.tc.batch_size}x{run.tc.seq_length} per epoch; seed {run.tc.seed}"
-        + (f"; resuming at step {run.step:,}" if resumed else "")
-        + (f"; {run.comm.size} ranks" if run.comm.size > 1 else ""))
+    given = {k for k in opts if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    code = session.train(files, opts, given, say, output=output, log_file=log_file, quiet=quiet,
+                         resume=resume, encoding=encoding, no_lock=no_lock, force=force,
+                         preset=preset, extend_vocab=extend_vocab)
+    if code:
+        sys.exit(code)
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -437,14 +303,6 @@ def prepare(files, output, encoding):
     from charrnn.prepared import prepare as write
     chars, V = write(files, output, encoding)
     say(f"charrnn: {chars:,} characters, vocabulary {V}; wrote {output}")
-
-
-def _preview(run, bar):
-    """A short sample on stderr, so a user can watch the model learn."""
-    from charrnn.sample import Sampler, start_text
-    s = Sampler(run.cfg, run.p, run.vocab)
-    text = s.text(start_text(run.start_context(), run.vocab), 160, temperature=0.8, seed=run.step)
-    bar.write(f"--- sample at step {run.step:,} ---\n{text}\n---", file=sys.stderr)
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -484,9 +342,7 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
            prime_file, seed, num_samples, separator, encoding):
     """Generate text from the model in CKPT, streamed to stdout as it is made
     (with --beam, printed when done)."""
-    from charrnn import checkpoint
-    from charrnn.data import encode, read_text
-    from charrnn.sample import Sampler, Stop, start_text
+    from charrnn import checkpoint, generate
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
     if beam:
@@ -500,53 +356,12 @@ def sample(checkpoint_path, length, temperature, argmax, top_k, top_p, beam, sto
         raise click.UsageError("--stop-at needs at least one character")
     need_stdout()
     ck = checkpoint.load(checkpoint_path)
-    limits.check_sample(ck.config, length, num_samples, beam)
-    if prime_file is not None:
-        prime = read_text([prime_file], encoding)
-    echo = bool(prime)
-    if not prime:
-        prime = start_text(ck.meta.get("start_context"), ck.vocab)
-    ids = encode(prime, ck.vocab, "the prime")
-    if stop_at is not None:
-        encode(stop_at, ck.vocab, "--stop-at")  # a character the model never makes never matches
-    stop = Stop(stop_at, num_samples) if stop_at is not None else None
-    sampler = Sampler(ck.config, ck.params, ck.vocab)
-    with compile_notice():  # a one-character run with these options compiles (or loads) the kernels
-        sampler.beam(ids[-1:], 1, 2) if beam else \
-            list(sampler.generate(ids[-1:], 1, num_samples, temperature, top_k, argmax, 0, top_p=top_p))
-    if beam:
-        chunks = [sampler.beam(ids, length, beam)[0][:, None]]
-    else:
-        chunks = sampler.generate(ids, length, num_samples, temperature, top_k, argmax, seed,
-                                  top_p=top_p)
+    chunks, echoed, stop = generate.start(
+        ck, say, length=length, temperature=temperature, argmax=argmax, top_k=top_k, top_p=top_p,
+        beam=beam, stop_at=stop_at, prime=prime, prime_file=prime_file, seed=seed,
+        num_samples=num_samples, encoding=encoding)
     with writing_stdout():
-        _write_samples(sys.stdout.buffer, chunks, ck.vocab, num_samples, prime if echo else "",
-                       stop, separator)
-
-
-def _write_samples(out, chunks, vocab, num_samples, prime, stop, separator):
-    """Streams sample 0 as its chunks arrive; the other samples follow at the end,
-    each after the separator and the prime."""
-    rest = [[] for _ in range(num_samples - 1)]
-    out.write(prime.encode("utf-8"))
-    for chunk in chunks:
-        texts = ["".join(vocab[i] for i in chunk[:, n]) for n in range(num_samples)]
-        if stop:
-            texts = [stop.cut(n, t) for n, t in enumerate(texts)]
-        out.write(texts[0].encode("utf-8"))
-        out.flush()
-        for r, t in zip(rest, texts[1:]):
-            r.append(t)
-        if stop and stop.done:
-            break
-    if stop:
-        out.write(stop.flush(0).encode("utf-8"))
-        for n, r in enumerate(rest, start=1):
-            r.append(stop.flush(n))
-    for r in rest:
-        out.write((separator + prime + "".join(r)).encode("utf-8"))
-    out.write(b"\n")
-    out.flush()
+        generate.write(sys.stdout.buffer, chunks, ck.vocab, num_samples, echoed, stop, separator)
 
 
 @cli.command("eval", context_settings=CONTEXT, epilog="""\b
@@ -564,33 +379,11 @@ Examples:
 def eval_(checkpoint_path, files, as_json, encoding, unknown):
     """Loss of the model in CKPT on FILES (text, or one corpus made by 'charrnn
     prepare'), in nats and bits per character."""
-    from charrnn import checkpoint, prepared
-    from charrnn.evaluate import evaluate
+    from charrnn import checkpoint, reports
     need_stdout()
-    ck = checkpoint.load(checkpoint_path)
-    ids, _, skipped = prepared.read_known(files, encoding, ck.vocab, "the text", unknown,
-                                          UNKNOWN_HINT)
-    if skipped:
-        say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
-    if len(ids) < 2:
-        raise CharrnnError("the text needs at least 2 characters to measure a loss")
-    with compile_notice():
-        # compiles or loads the kernels: long enough to be read in parts, as the whole text is
-        evaluate(ck.config, ck.params, ids[:1000])
-    loss, n = evaluate(ck.config, ck.params, ids)
-    res = {"loss_nats": loss, "bits_per_char": loss / math.log(2), "chars": n,
-           "perplexity": math.exp(loss), "skipped": skipped}
+    res = reports.measure(checkpoint.load(checkpoint_path), files, encoding, unknown, say)
     with writing_stdout():
-        _print_eval(res, as_json)
-
-
-def _print_eval(res, as_json):
-    loss, n = res["loss_nats"], res["chars"]
-    if as_json:
-        click.echo(json.dumps(res))
-    else:
-        click.echo(f"{loss:.4f} nats/char  {res['bits_per_char']:.4f} bits/char  "
-                   f"perplexity {res['perplexity']:.2f}  over {n:,} characters")
+        click.echo(json.dumps(res) if as_json else reports.eval_line(res))
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -601,38 +394,13 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(checkpoint_path, as_json):
     """Configuration, size, progress and losses of the model in CKPT."""
-    from charrnn import checkpoint
-    from charrnn.model import frozen, num_params
+    from charrnn import checkpoint, reports
     need_stdout()
     ck = checkpoint.load(checkpoint_path)
-    m, c = ck.meta, ck.config
-    res = {"config": c.to_dict(), "vocab_size": len(ck.vocab), "params": num_params(c),
-           "trained_params": num_params(c) - frozen(c),
-           "step": m.get("step"), "epoch": m.get("epoch"), "train_loss": m.get("train_loss"),
-           "val_loss": m.get("val_loss"), "best_val_loss": m.get("best_val_loss"),
-           "train": m.get("train"), "format_version": m.get("version"),
-           "val_history": m.get("val_history", []), "vocab": ck.vocab}
+    res = reports.describe(ck)
     with writing_stdout():
-        _print_info(res, ck, as_json)
-
-
-def _print_info(res, ck, as_json):
-    from charrnn import history
-    from charrnn.model import describe_params
-    c = ck.config
-    if as_json:
-        click.echo(json.dumps(res))
-        return
-    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    click.echo(f"model       {c.kind}, {plural(c.layers, 'layer')} x {c.hidden} hidden, "
-               f"{'embedding ' + str(c.embed) if c.embed else 'one-hot input'}, dropout {c.dropout}")
-    click.echo(f"parameters  {describe_params(c).replace(' parameters', '', 1)}")
-    click.echo(f"vocabulary  {plural(len(ck.vocab), 'character')}: {_shown(ck.vocab)}")
-    click.echo(f"progress    step {res['step'] or 0:,}, epoch {res['epoch'] or 0:.2f}")
-    click.echo(f"losses      train {fmt(res['train_loss'])}, val {fmt(res['val_loss'])}, "
-               f"best val {fmt(res['best_val_loss'])} (nats/char)")
-    if res["val_history"]:
-        click.echo(f"validation  {history.summary(res['val_history'], res['best_val_loss'])}")
+        for line in [json.dumps(res)] if as_json else reports.info_lines(res, ck):
+            click.echo(line)
 
 
 @cli.command(context_settings=CONTEXT, epilog="""\b
@@ -660,15 +428,6 @@ def plot(logs, output, x, units, log_scale, ref):
                                  param_hint="'-o' / '--output'")
     pl.plot_logs(logs, output, x, units, log_scale, ref)
     say(f"charrnn: wrote {output}")
-
-
-def _shown(vocab, width=150):
-    """The vocabulary as a repr of at most about width characters, and what is left out."""
-    k = len(vocab)
-    while len(repr("".join(vocab[:k]))) > width:
-        k = k * 3 // 4
-    rest = f" ... and {len(vocab) - k:,} more (all in 'info --json')" if k < len(vocab) else ""
-    return repr("".join(vocab[:k])) + rest
 
 
 @cli.command("inspect-cells", context_settings=CONTEXT, epilog="""\b
@@ -732,6 +491,7 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, lang, only,
     from charrnn import checkpoint
     from charrnn.data import known_text, read_text
     from charrnn.inspect import Options, cli_main
+    from charrnn.reports import UNKNOWN_HINT
     if out is None:
         need_stdout()
     ck = checkpoint.load(checkpoint_path)
