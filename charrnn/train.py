@@ -71,8 +71,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d):
-        names = {f.name for f in fields(cls)}
-        tc = cls(**{k: v for k, v in d.items() if k in names})
+        kinds = {f.name: f.type for f in fields(cls)}
+        # a file may store 5 for 5.0; the kernels take floats, and numba refuses big ints
+        tc = cls(**{k: float(v) if kinds[k] in (float, "float") and isinstance(v, int) else v
+                    for k, v in d.items() if k in kinds})
         for name, allowed in CHOICES.items():
             if getattr(tc, name) not in allowed:  # a damaged or newer checkpoint's settings
                 raise CharrnnError(f"the run's setting {name}={getattr(tc, name)!r} is not one "
@@ -318,6 +320,13 @@ class Run:
         self.tc = dataclasses.replace(tc, plan_steps=self.comm.agree(min([steps] + limits)),
                                       eval_every=eval_every)
         return self.tc.plan_steps
+
+    def plan_when_ready(self, measured, steps, seconds_left):
+        """plan() once the warm-up ends or PLAN_SECONDS of steps are timed (measured
+        seconds over steps); every rank at the same step, as plan() is collective."""
+        if self.comm.agree(int(self.step >= self.tc.warmup or measured >= PLAN_SECONDS)):
+            return self.plan(measured / steps, seconds_left)
+        return None
 
     def _time_validation(self):
         """Seconds one validation takes: one, timed (it changes nothing)."""
@@ -583,6 +592,13 @@ def stop_at_once(cleanup=None):
             signal.signal(s, h)
 
 
+def _plan_notice(tc):
+    return (f"charrnn: the learning rate anneals to step {tc.plan_steps:,}, where --time-limit "
+            f"{tc.time_limit:g} ends at this speed (to repeat the run exactly: --max-steps "
+            f"{tc.plan_steps} --epochs 0 --schedule cosine --warmup {tc.warmup} --seed {tc.seed} "
+            f"instead of --time-limit)")
+
+
 def bar_total(stop, step, steps_per_s, seconds_left):
     """The step at which the run will end: its step limit, or where the time limit
     stops it at the speed so far, whichever comes first."""
@@ -634,17 +650,12 @@ def run(run, progress=True, log_file=None, preview=None):
             else:
                 plan_t0 = time.perf_counter()
             if run.needs_plan() and run.step - start_step >= 3:
-                measured, n = time.perf_counter() - plan_t0, run.step - start_step - 1
-                # every rank plans at the same step: the plan's validation and agree are collective
-                if run.comm.agree(int(run.step >= tc.warmup or measured >= PLAN_SECONDS)):
-                    planned = run.plan(measured / n, tc.time_limit - (time.time() - start_time))
+                planned = run.plan_when_ready(time.perf_counter() - plan_t0, run.step - start_step - 1,
+                                              tc.time_limit - (time.time() - start_time))
+                if planned:
                     tc, stop = run.tc, run.stop_step()
                     if root and progress:
-                        bar.write(f"charrnn: the learning rate anneals to step {planned:,}, where "
-                                  f"--time-limit {tc.time_limit:g} ends at this speed (to repeat "
-                                  f"the run exactly: --max-steps {planned} --epochs 0 --schedule "
-                                  f"cosine --warmup {tc.warmup} --seed {tc.seed} instead of "
-                                  f"--time-limit)", file=sys.stderr)
+                        bar.write(_plan_notice(tc), file=sys.stderr)
             if tc.time_limit:  # the bar's total, and so its ETA, follow the limit that ends the run
                 done = run.step - start_step
                 bar.total = bar_total(stop, run.step, done / max(time.time() - start_time, 1e-9),
