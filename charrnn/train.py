@@ -107,7 +107,7 @@ def check_esn(cfg, tc):
 # overridable by giving the flag. Tuned on tiny Shakespeare (1.1 MB, V = 65) on a
 # 2-core machine; a budget's plan (plan_steps, printed) or a step count repeats them exactly.
 PRESETS = {
-    # three minutes: a 2x384 GRU, the cosine over the time it is given (benchmarks/QUALITY.md)
+    # three minutes: a 2x384 GRU, the cosine over the time it is given (benchmarks/BUDGET.md)
     "small": dict(model="gru", hidden=384, layers=2, embed=64, dropout=0.0, weight_drop=0.0,
                   seq_length=50, batch_size=50, lr=3e-3, schedule="auto", time_limit=180.0,
                   max_steps=0),
@@ -152,6 +152,11 @@ BUDGET_WARMUP = 100   # auto --warmup of a time-budgeted run; its speed is measu
 PLAN_SECONDS = 10     # ...or over this long, where the warm-up is slower
 PLAN_MARGIN = 0.97    # the plan's share of the time left: the cosine ends just before the limit
 BUDGET_VAL_SHARE = 0.05  # a budget's validations take this share of it (auto --eval-every)
+
+
+def _unplanned(tc):
+    """A time-budgeted run (cosine under a time limit) whose step count is not fixed yet."""
+    return bool(tc.schedule == "cosine" and tc.time_limit and not tc.plan_steps)
 
 
 def auto_epochs(steps_per_epoch):
@@ -283,7 +288,7 @@ class Run:
         chars_per_step = tc.batch_size * tc.seq_length
         val = min(tc.val_chars or len(self.val_ids), len(self.val_ids))
         schedule = tc.schedule if tc.schedule != "auto" else "cosine" if tc.time_limit else "exp"
-        budget = schedule == "cosine" and tc.time_limit and not tc.plan_steps
+        budget = _unplanned(dataclasses.replace(tc, schedule=schedule))
         if tc.epochs is not None:
             epochs = tc.epochs
         else:  # a budget is the run's limit; the best checkpoint guards against overfitting
@@ -298,8 +303,7 @@ class Run:
 
     def needs_plan(self):
         """True while a time-budgeted run has not yet fixed its step count."""
-        tc = self.tc
-        return bool(tc.schedule == "cosine" and tc.time_limit and not tc.plan_steps)
+        return _unplanned(self.tc)
 
     def plan(self, step_s, seconds_left, val_s=None):
         """Fixes the run's length from its speed: step_s seconds a training step and
@@ -316,8 +320,8 @@ class Run:
             eval_every = max(MIN_EVAL_EVERY, math.ceil(val_s * (1 / BUDGET_VAL_SHARE - 1) / step_s))
             eval_every = self.comm.agree(eval_every)
         steps = self.step + max(1, int(PLAN_MARGIN * seconds_left / (step_s + val_s / eval_every)))
-        limits = [s for s in (tc.max_steps, self.stop_step()) if s]
-        self.tc = dataclasses.replace(tc, plan_steps=self.comm.agree(min([steps] + limits)),
+        stop = self.stop_step()  # a step or epoch limit given beside the budget still holds
+        self.tc = dataclasses.replace(tc, plan_steps=self.comm.agree(min(steps, stop or steps)),
                                       eval_every=eval_every)
         return self.tc.plan_steps
 
