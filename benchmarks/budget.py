@@ -4,6 +4,7 @@ held-out text (issue #22, benchmarks/QUALITY.md "Time budgets").
     python benchmarks/budget.py --budget 180                      # the defaults, no flag
     python benchmarks/budget.py --budget 180 --name gru -- --model gru --hidden 256
     python benchmarks/budget.py --corpus corpora/python.txt --budget 180 --name py-default
+    python benchmarks/budget.py --budget 3600 --keep models -- --preset large
     python benchmarks/budget.py --table                           # the runs so far, as Markdown
 
 The corpus is split as nanoGPT splits tiny Shakespeare, and as `charrnn train`
@@ -17,6 +18,7 @@ the load average around it and the test loss.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +61,9 @@ def one(args, flags):
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.time() - t0
         load1 = os.getloadavg()[0]
+        if args.keep:      # the model outlives the run: for inspect-cells, inspect-embedding
+            os.makedirs(args.keep, exist_ok=True)
+            shutil.copy(model, os.path.join(args.keep, f"{name}.npz"))
         info = json.loads(subprocess.run(charrnn("info", model, "--json"), check=True,
                                          capture_output=True, text=True).stdout)
         ev = json.loads(subprocess.run(charrnn("eval", model, test, "--json"), check=True,
@@ -89,6 +94,7 @@ def main():
     ap.add_argument("--budget", type=float, default=180, help="--time-limit of the run")
     ap.add_argument("--name", default=None, help="the run's name in the log")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", metavar="DIR", help="copy the -o file to DIR/NAME.npz")
     ap.add_argument("--table", action="store_true", help="print the runs so far as Markdown")
     ap.add_argument("flags", nargs="*", help="after --: flags for charrnn train")
     args = ap.parse_args()

@@ -10,7 +10,7 @@ import warnings
 import click
 
 from charrnn import CharrnnError, __version__, limits, setup
-from charrnn.session import ARCH, COMPILE_NOTICE, plural  # noqa: F401 (ARCH, COMPILE_NOTICE: re-exported)
+from charrnn.session import ARCH, COMPILE_NOTICE  # noqa: F401 (re-exported)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
@@ -489,26 +489,18 @@ def inspect_cells(checkpoint_path, text_file, regex, spans, feature, lang, only,
     8 characters alone predict. Verdicts: TRACKED, DISTRIBUTED, LOCAL, NOT FOUND.
     See docs/inspect.md."""
     from charrnn import checkpoint
-    from charrnn.data import known_text, read_text
+    from charrnn.data import read_text
     from charrnn.inspect import Options, cli_main
-    from charrnn.reports import UNKNOWN_HINT
     if out is None:
         need_stdout()
     ck = checkpoint.load(checkpoint_path)
-    text, skipped = known_text(read_text([text_file], encoding), ck.vocab, unknown, "the text",
-                               UNKNOWN_HINT)
-    if skipped and (spans or feature):
-        raise CharrnnError(f"TEXT has {plural(skipped, 'character')} the model has never seen: "
-                           f"--unknown skip would shift the offsets of --spans and --feature; "
-                           f"remove them from TEXT and the offsets")
-    if skipped and not quiet:
-        say(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
+    text = read_text([text_file], encoding)
     cli_main(ck, text, Options(regex=regex, spans=spans, feature=feature, only=only, show=show,
                                lang=lang, filename=None if text_file == "-" else text_file,
                                fmt=fmt, out=out, color=color, chars=chars, maps=maps, top=top,
                                max_chars=max_chars, shifts=shifts, untrained=untrained,
                                saturation=saturation, discover=discover, seed=seed,
-                               encoding=encoding, quiet=quiet), log=say)
+                               encoding=encoding, unknown=unknown, quiet=quiet), log=say)
 
 
 @cli.command("inspect-embedding", context_settings=CONTEXT, epilog="""\b

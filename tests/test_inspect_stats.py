@@ -117,10 +117,10 @@ def test_locality_baseline():
     recent = (ids == 3) | (np.roll(ids, 2) == 3)                   # a '3' now or 2 back
     hidden = np.cumsum(rng.random(6000) < 0.01) % 2                 # a coin flipping slowly
     Y = np.stack([recent, hidden], axis=1).astype(float)
-    r = stats.local_r(ids, Y, slice(0, 3000), slice(3000, 6000))
+    r = stats.local_r(ids, Y.T, slice(0, 3000), slice(3000, 6000))
     assert r[0] > 0.99 and abs(r[1]) < 0.1
     # with lag 2 the context ends 2 later: 'a 3 now' is then '3 two back'
-    now = (ids == 3).astype(float)[:, None]
+    now = [(ids == 3).astype(float)]
     assert stats.local_r(ids, now, slice(0, 3000), slice(3000, 6000), width=3, lag=2)[0] > 0.99
     assert stats.local_r(ids, now, slice(0, 3000), slice(3000, 6000), width=2, lag=2)[0] < 0.1
 
@@ -130,3 +130,27 @@ def test_average_ranks_share_ties_as_rankdata_does():
     assert average_ranks([3.0, 1.0, 3.0, 2.0]).tolist() == [3.5, 1.0, 3.5, 2.0]
     assert average_ranks([0, 0, 0]).tolist() == [2.0, 2.0, 2.0]
     assert average_ranks([5.0]).tolist() == [1.0]
+
+
+def test_locality_baseline_equals_a_table_of_contexts():
+    """local_r against a dictionary of context tuples, longest context first."""
+    rng = np.random.default_rng(5)
+    T = 1500
+    ids = rng.integers(0, 6, T)          # 216 contexts of 3: some seen once, some never
+    cols = [np.convolve(ids == 2, [1, 1, 1])[:T].astype(np.float32), rng.random(T)]
+    a, b = slice(0, 700), slice(700, T)
+    for width, lag in ((3, 0), (2, 1)):
+        def context(t, k):
+            return tuple(ids[u] if 0 <= u < T else -1 for u in range(t + lag - k + 1, t + lag + 1))
+        tables = [{} for _ in range(width + 1)]
+        for k, table in enumerate(tables):
+            for s in range(a.start, a.stop):
+                table.setdefault(context(s, k), []).append(s)
+        pred = np.zeros((b.stop - b.start, len(cols)))
+        for i, t in enumerate(range(b.start, b.stop)):
+            seen = next(tables[k][context(t, k)] for k in range(width, -1, -1)
+                        if len(tables[k].get(context(t, k), ())) >= 2)
+            pred[i] = [c[seen].mean() for c in cols]
+        want = [np.corrcoef(pred[:, j], c[b])[0, 1] for j, c in enumerate(cols)]
+        np.testing.assert_allclose(stats.local_r(ids, cols, a, b, width=width, lag=lag), want,
+                                   atol=1e-5)

@@ -256,6 +256,7 @@ class Options:
     discover: bool = False
     seed: int = 0
     encoding: str = "utf-8"
+    unknown: str = "error"       # a character the model never saw: error, or skip it
     quiet: bool = False
 
 
@@ -266,6 +267,7 @@ def cli_main(ck, text, o, log):
     _give_back_freed_memory()
     if o.out:  # found unwritable now, not after minutes of analysis
         check_writable(o.out, "--out", "--out", "cells.html")
+    text = _known(text, ck.vocab, o, log)
     if o.max_chars:
         text = text[:o.max_chars]
     lang, why = lg.resolve(o.lang, text, o.filename)
@@ -297,6 +299,22 @@ def cli_main(ck, text, o, log):
         raise CharrnnError(f"cannot write {o.out or 'to standard output'}: {e.strerror or e}")
     if o.out and not o.quiet:
         log(f"charrnn: wrote {o.out}")
+
+
+def _known(text, vocab, o, log):
+    """TEXT without the characters the model never saw (--unknown skip), or an error
+    naming them."""
+    from charrnn.data import known_text
+    from charrnn.reports import UNKNOWN_HINT
+    from charrnn.session import plural
+    text, skipped = known_text(text, vocab, o.unknown, "the text", UNKNOWN_HINT)
+    if skipped and (o.spans or o.feature):
+        raise CharrnnError(f"TEXT has {plural(skipped, 'character')} the model has never seen: "
+                           f"--unknown skip would shift the offsets of --spans and --feature; "
+                           f"remove them from TEXT and the offsets")
+    if skipped and not o.quiet:
+        log(f"charrnn: skipped {plural(skipped, 'character')} not in the model's vocabulary")
+    return text
 
 
 def _give_back_freed_memory():

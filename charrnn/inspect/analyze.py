@@ -170,7 +170,7 @@ def analyze(source, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=S
         pool.shutdown()
         Ru, probe_u = np.stack([ust.scan(0), ust.scan(1)]), ust.probe.r()[:L * J].reshape(L, J)
     say("the locality baseline")
-    local = np.stack([stats.local_r(ids, np.stack([h.values for h in hyps], 1), *parts,
+    local = np.stack([stats.local_r(ids, [h.values for h in hyps], *parts,
                                     width=LOCAL_WIDTH, lag=lag) for lag in LAGS])
     results = []
     for j, h in enumerate(hyps):

@@ -53,7 +53,7 @@ CLOSERS = ")]}>\"'"
 @dataclass
 class Hypothesis:
     name: str
-    values: np.ndarray      # (T,) float64
+    values: np.ndarray      # (T,) float32 (built in, regex, spans: exact) or float64 (--feature)
     binary: bool
     source: str = "builtin"  # builtin | regex | spans | feature
 
@@ -204,7 +204,7 @@ def builtin(text, lang="generic"):
     NAMES order; the others do not belong to it and are left out."""
     n = len(text)
     out = {k: np.zeros(n, bool) for k in BINARY}
-    out.update({k: np.zeros(n, np.int64) for k in COUNTS})
+    out.update({k: np.zeros(n, np.int32) for k in COUNTS})
     _quotes(text, out)
     _code(text, out, LEXERS[lang])
     _lines(text, out)
@@ -212,7 +212,8 @@ def builtin(text, lang="generic"):
     out["is_digit"][:] = [ch.isdigit() for ch in text]
     out["is_space"][:] = [ch.isspace() for ch in text]
     out["is_punct"][:] = [not (ch.isalnum() or ch.isspace()) for ch in text]
-    return {k: Hypothesis(k, out[k].astype(np.float64), k in BINARY) for k in NAMES
+    # float32 holds 0/1 and counts below 2**24 exactly, in half the memory of float64
+    return {k: Hypothesis(k, out[k].astype(np.float32), k in BINARY) for k in NAMES
             if k in FEATURES[lang]}
 
 
@@ -232,7 +233,7 @@ def applies(h, halves):
 
 def from_regex(text, pattern):
     """Inside each match of the regular expression (re syntax, MULTILINE)."""
-    v = np.zeros(len(text))
+    v = np.zeros(len(text), np.float32)
     for m in re.finditer(pattern, text, re.MULTILINE):
         v[m.start():m.end()] = 1.0
     return Hypothesis(f"regex:{pattern}", v, True, "regex")
@@ -240,7 +241,7 @@ def from_regex(text, pattern):
 
 def from_spans(text, lines, name="spans"):
     """lines: 'start end' pairs of character offsets, end exclusive; # comments."""
-    v = np.zeros(len(text))
+    v = np.zeros(len(text), np.float32)
     for k, line in enumerate(lines, 1):
         line = line.split("#")[0].strip()
         if not line:

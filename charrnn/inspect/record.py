@@ -26,6 +26,7 @@ STATES = {"lstm": ("c", "tanh_c", "h", "i", "f", "o", "g"),
           "rnn": ("h",), "esn": ("h",)}
 GATE_NAMES = {"lstm": "ifog", "gru": "rzn", "rnn": "", "esn": ""}
 DEFAULT_STATE = {"lstm": "tanh_c", "gru": "h", "rnn": "h", "esn": "h"}
+CHUNK_FLOATS = 1 << 21   # a chunk's recorded states, 8 MB of float32, whatever the model's size
 
 
 def blocks(cfg):
@@ -41,11 +42,19 @@ def memory_groups(cfg):
             for layer in range(cfg.layers)]
 
 
-def chunks(cfg, p, ids, bounds=(), chunk=1000):
+def chunk_rows(cfg):
+    """Rows of a chunk: CHUNK_FLOATS recorded floats, 100 to 1000 rows (a wide model's
+    chunk, and the forward pass's saved values with it, would otherwise dominate)."""
+    return int(np.clip(CHUNK_FLOATS // (cfg.hidden * len(blocks(cfg))), 100, 1000))
+
+
+def chunks(cfg, p, ids, bounds=(), chunk=None):
     """Runs the model with parameters p (named views) over ids (T,) in one stream and
-    yields (t0, [(c, H) float32 per block in blocks(cfg) order]) for rows t0..t0+c;
-    no chunk straddles a bound. The arrays are reused: use them before the next."""
+    yields (t0, [(c, H) float32 per block in blocks(cfg) order]) for rows t0..t0+c,
+    c <= chunk (default chunk_rows); no chunk straddles a bound. The arrays are
+    reused: use them before the next."""
     T = len(ids)
+    chunk = chunk or chunk_rows(cfg)
     dtype = next(iter(p.values())).dtype
     state = zero_state(cfg, 1, dtype=dtype)
     cuts = sorted({0, T, *[b for b in bounds if 0 < b < T]})

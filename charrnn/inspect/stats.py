@@ -77,37 +77,43 @@ def pearson(x, y):
 def context_keys(ids, width, lag=0):
     """keys[k][t]: a 64-bit hash of the k characters ending at t + lag, k = 0..width
     (positions past the end read as a sentinel)."""
+    return [context_key(ids, k, lag) for k in range(width + 1)]
+
+
+def context_key(ids, k, lag=0):
+    """(T,) uint64: the hash of the k characters ending at t + lag, for every t."""
     ids = np.asarray(ids, np.int64)
     T = len(ids)
-    padded = np.concatenate([np.full(width, -1), ids, np.full(lag, -1)]) + 2  # (width+T+lag,)
-    keys = [np.zeros(T, np.uint64)]
+    padded = np.concatenate([np.full(k, -1), ids, np.full(lag, -1)]) + 2  # (k+T+lag,)
+    key = np.zeros(T, np.uint64)
     P = np.uint64(1_000_003)
     with np.errstate(over="ignore"):
-        for k in range(1, width + 1):
-            # the character k-1 before t + lag sits at width + t + lag - (k - 1)
-            c = padded[width + lag - k + 1: width + lag - k + 1 + T].astype(np.uint64)
-            keys.append(keys[-1] * P + c)
-    return keys
+        for m in range(1, k + 1):
+            # the character m-1 before t + lag sits at k + t + lag - (m - 1)
+            key *= P
+            key += padded[k + lag - m + 1: k + lag - m + 1 + T].astype(np.uint64)
+    return key
 
 
-def local_r(ids, Y, half_a, half_b, width=8, lag=0, min_count=2):
+def local_r(ids, cols, half_a, half_b, width=8, lag=0, min_count=2):
     """The locality baseline: how well the last `width` characters alone predict
-    each feature, held out. On half a, the mean of Y (T, J) for each context of k
-    characters, k = width..0; on half b, the mean of the longest context seen at
-    least min_count times (k = 0 is the overall mean). Returns r (J,) on half b."""
-    keys = context_keys(ids, width, lag)
-    Ya, J = Y[half_a], Y.shape[1]
-    pred = np.zeros((half_b.stop - half_b.start, J))
+    each feature, held out. cols: the J features, each (T,). On half a, the mean of
+    a feature for each context of k characters, k = width..0; on half b, the mean
+    of the longest context seen at least min_count times (k = 0 is the overall
+    mean). Returns r (J,) on half b. One context length's keys at a time: nine
+    (T,) hashes at once would be the largest arrays of inspect-cells."""
+    pred = np.zeros((half_b.stop - half_b.start, len(cols)), np.float32)
     done = np.zeros(len(pred), bool)
     for k in range(width, -1, -1):
-        uniq, inv = np.unique(keys[k][half_a], return_inverse=True)
+        key = context_key(ids, k, lag)
+        uniq, inv = np.unique(key[half_a], return_inverse=True)
         counts = np.bincount(inv, minlength=len(uniq))
-        kb = keys[k][half_b]
+        kb = key[half_b]
         pos = np.minimum(np.searchsorted(uniq, kb), len(uniq) - 1)
         hit = (uniq[pos] == kb) & (counts[pos] >= min_count) & ~done
         if hit.any():
-            for j in range(J):
-                sums = np.bincount(inv, weights=Ya[:, j], minlength=len(uniq))
+            for j, y in enumerate(cols):
+                sums = np.bincount(inv, weights=y[half_a], minlength=len(uniq))
                 pred[hit, j] = sums[pos[hit]] / counts[pos[hit]]
             done |= hit
-    return pearson(pred, Y[half_b])
+    return np.array([pearson(pred[:, j], y[half_b]) for j, y in enumerate(cols)])

@@ -28,22 +28,23 @@ class Cross:
 
     Each chunk is centred on m, its float64 mean rounded to a's dtype, before its
     float32 products (a saturated unit at -1 in one half and +1 in the other varies
-    by 3e-6; about any other centre its variance is lost to rounding). Every FOLD
-    chunks the pending ones are folded into sums about a base (the first chunks'
-    mean) in float64: with d = m - base and x = a - m, sum (a - base) f^T =
-    sum x f^T + sum_chunks d (sum f)^T, and the like; so memory stays bounded."""
+    by 3e-6; about any other centre its variance is lost to rounding). The products
+    of the centred rows x = a - m go straight into float64 totals, one array a sum;
+    every FOLD chunks, what centring on each chunk's m rather than on one base (the
+    first chunks' mean) leaves out is added from the chunks' means and sums: with
+    d = m - base, sum (a - base) f^T = sum x f^T + sum_chunks d (sum f)^T, and the
+    like. So memory stays bounded, at one (H, Q) array for the cross sums."""
 
     FOLD = 64
 
     def __init__(self, gram=False):
         self.gram, self.diagonal = gram, False
         self.base, self.n0 = None, 0
-        self.S2 = self.XS = self.AF = self.AA = self.FS = 0.0      # about base
+        self.S2 = self.XS = self.AF = self.AA = self.FS = 0.0      # about base, once folded
         self._clear()
 
     def _clear(self):
         self.means, self.counts, self.xsums, self.fsums = [], [], [], []
-        self.s2 = self.af = self.aa = 0.0                          # about each chunk's m
 
     def add(self, a, f=None, diagonal=False, fsum=None):
         """diagonal: f has a's columns, and only column q of a with column q of f is
@@ -55,12 +56,13 @@ class Cross:
         self.means.append(m.astype(np.float64))
         self.counts.append(len(a))
         self.xsums.append(x.sum(axis=0, dtype=np.float64))
-        self.s2 = self.s2 + np.square(x, dtype=np.float64).sum(axis=0)
+        self.S2 = self.S2 + np.square(x, dtype=np.float64).sum(axis=0)
         if f is not None:
-            self.af = self.af + ((x * f).sum(axis=0, dtype=np.float64) if diagonal else x.T @ f)
+            self.AF = _add_to(self.AF, (x * f).sum(axis=0, dtype=np.float64) if diagonal
+                              else x.T @ f)
             self.fsums.append(f.sum(axis=0, dtype=np.float64) if fsum is None else fsum)
         if self.gram:
-            self.aa = self.aa + (x.T @ x).astype(np.float64)
+            self.AA = _add_to(self.AA, x.T @ x)
         if len(self.means) >= self.FOLD:
             self._fold()
 
@@ -71,14 +73,14 @@ class Cross:
         if self.base is None:
             self.base = cnt @ M / cnt.sum()
         d = M - self.base                                        # (chunks, H)
-        self.S2 = self.S2 + self.s2 + 2 * (d * xs).sum(axis=0) + cnt @ np.square(d)
+        self.S2 = self.S2 + 2 * (d * xs).sum(axis=0) + cnt @ np.square(d)
         self.XS = self.XS + xs.sum(axis=0) + cnt @ d
         if self.fsums:
             fs = np.array(self.fsums)
-            self.AF = self.AF + self.af + ((d * fs).sum(axis=0) if self.diagonal else d.T @ fs)
+            self.AF += (d * fs).sum(axis=0) if self.diagonal else d.T @ fs
             self.FS = self.FS + fs.sum(axis=0)
         if self.gram:
-            self.AA = self.AA + self.aa + d.T @ xs + xs.T @ d + (d.T * cnt) @ d
+            self.AA += d.T @ xs + xs.T @ d + (d.T * cnt) @ d
         self.n0 += int(cnt.sum())
         self._clear()
 
@@ -110,6 +112,14 @@ class Cross:
         return self.AA - self.n0 * np.outer(delta, delta)
 
 
+def _add_to(total, part):
+    """total + part in float64: in place, once total is an array."""
+    if isinstance(total, float):
+        return part.astype(np.float64)
+    total += part
+    return total
+
+
 def _centred(hyps, rows, mean, inv):
     """(len(rows), J) float32: the features at rows, centred and scaled."""
     F = np.stack([h.values[rows] for h in hyps], axis=1)
@@ -118,8 +128,8 @@ def _centred(hyps, rows, mean, inv):
 
 def _moments(hyps, a, b):
     """Mean and population sd (J,) of each feature over text[a:b], float64."""
-    return (np.array([h.values[a:b].mean() for h in hyps]),
-            np.array([h.values[a:b].std() for h in hyps]))
+    return (np.array([h.values[a:b].mean(dtype=np.float64) for h in hyps]),
+            np.array([h.values[a:b].std(dtype=np.float64) for h in hyps]))
 
 
 def _inverse(sd, mean, tol):
