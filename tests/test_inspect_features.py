@@ -65,7 +65,7 @@ def test_count_features(name, text, want):
 def test_edge_cases_have_one_value_per_character(text):
     for h in ft.builtin(text).values():
         assert h.values.shape == (len(text),)
-        assert h.values.dtype == np.float64
+        assert h.values.dtype == np.float32
 
 
 def test_every_feature_is_named_once_and_binary_ones_are_0_or_1():
