@@ -99,13 +99,12 @@ def test_ridge_probe_finds_a_linear_mix_and_not_noise():
     assert r[0] > 0.99 and abs(r[1]) < 0.1
 
 
-def test_context_keys_tell_contexts_apart_exactly():
+def test_context_key_tells_contexts_apart_exactly():
     ids = np.array([0, 1, 0, 1, 2, 0, 1])
-    keys = stats.context_keys(ids, 2)
     # the two characters ending at t: (-,0) (0,1) (1,0) (0,1) (1,2) (2,0) (0,1)
-    k2 = keys[2]
+    k2 = stats.context_key(ids, 2)
     assert k2[1] == k2[3] == k2[6] and len({k2[0], k2[1], k2[2], k2[4], k2[5]}) == 5
-    lagged = stats.context_keys(ids, 2, lag=1)[2]
+    lagged = stats.context_key(ids, 2, lag=1)
     assert lagged[0] == k2[1] and lagged[5] == k2[6]
     assert lagged[6] not in set(k2)              # runs past the end
 

@@ -74,14 +74,9 @@ def pearson(x, y):
     return (zx * zy).mean(axis=0)
 
 
-def context_keys(ids, width, lag=0):
-    """keys[k][t]: a 64-bit hash of the k characters ending at t + lag, k = 0..width
-    (positions past the end read as a sentinel)."""
-    return [context_key(ids, k, lag) for k in range(width + 1)]
-
-
 def context_key(ids, k, lag=0):
-    """(T,) uint64: the hash of the k characters ending at t + lag, for every t."""
+    """(T,) uint64: a 64-bit hash of the k characters ending at t + lag, for every t
+    (positions before the start or past the end read as a sentinel)."""
     ids = np.asarray(ids, np.int64)
     T = len(ids)
     padded = np.concatenate([np.full(k, -1), ids, np.full(lag, -1)]) + 2  # (k+T+lag,)
