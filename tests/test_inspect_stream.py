@@ -24,7 +24,7 @@ def model():
     return cfg, p, ids, hyps, rc.record(cfg, p, ids)
 
 
-@pytest.mark.parametrize("chunk,fold", [(1000, 64), (257, 64), (257, 2)])
+@pytest.mark.parametrize("chunk,fold", [(1000, 8), (257, 64), (257, 2)])
 def test_streamed_controls_equal_the_all_in_memory_ones(model, chunk, fold, monkeypatch):
     """fold 2: the chunks are folded into the running sums every second chunk."""
     monkeypatch.setattr(stream.Cross, "FOLD", fold)
@@ -48,7 +48,7 @@ def test_streamed_controls_equal_the_all_in_memory_ones(model, chunk, fold, monk
     np.testing.assert_allclose(got[L * J:].reshape(-1, J).T, probe_null, atol=1e-4)
 
 
-@pytest.mark.parametrize("fold", [64, 3])
+@pytest.mark.parametrize("fold", [8, 3])
 def test_a_nearly_constant_unit_far_from_zero_keeps_its_correlations(fold, monkeypatch):
     """A saturated tanh(c) sits at -1 in one half and at 1 in the other, +- 3e-6:
     summed about the wrong mean in float32, its variance is

@@ -11,7 +11,8 @@ which give r exactly as a scan over the whole half does. Each chunk is centred o
 its own mean before the float32 product, and the chunk means are put back in float64
 at the end (Cross): a nearly constant unit far from 0 (a saturated gate) would
 otherwise lose its variance to rounding, and its r would be noise divided by ~0.
-The null needs sum a[t] zf(t - o mod n) for every offset o on the second half only.
+The null needs sum a[t] zf(t - o mod n) for every offset o on the second half only:
+the largest sums (H x J x S per block), kept in float32, as only their maximum is read.
 The probe needs, on the first half, the Gram matrix and X^T Y per layer (Y centred
 by its known means); its ridge weights W are solved at the half, and on the second
 half the predictions X W stream into sums of pred, pred^2 and pred Y.
@@ -33,12 +34,13 @@ class Cross:
     every FOLD chunks, what centring on each chunk's m rather than on one base (the
     first chunks' mean) leaves out is added from the chunks' means and sums: with
     d = m - base, sum (a - base) f^T = sum x f^T + sum_chunks d (sum f)^T, and the
-    like. So memory stays bounded, at one (H, Q) array for the cross sums."""
+    like. So memory stays bounded, at one (H, Q) array for the cross sums, of dtype
+    total (float32 for the null's, the largest)."""
 
-    FOLD = 64
+    FOLD = 8   # chunks between folds: each holds two (H,) arrays in every Cross
 
-    def __init__(self, gram=False):
-        self.gram, self.diagonal = gram, False
+    def __init__(self, gram=False, total=np.float64):
+        self.gram, self.diagonal, self.total = gram, False, total
         self.base, self.n0 = None, 0
         self.S2 = self.XS = self.AF = self.AA = self.FS = 0.0      # about base, once folded
         self._clear()
@@ -59,10 +61,10 @@ class Cross:
         self.S2 = self.S2 + np.square(x, dtype=np.float64).sum(axis=0)
         if f is not None:
             self.AF = _add_to(self.AF, (x * f).sum(axis=0, dtype=np.float64) if diagonal
-                              else x.T @ f)
+                              else x.T @ f, self.total)
             self.fsums.append(f.sum(axis=0, dtype=np.float64) if fsum is None else fsum)
         if self.gram:
-            self.AA = _add_to(self.AA, x.T @ x)
+            self.AA = _add_to(self.AA, x.T @ x, self.total)
         if len(self.means) >= self.FOLD:
             self._fold()
 
@@ -112,10 +114,10 @@ class Cross:
         return self.AA - self.n0 * np.outer(delta, delta)
 
 
-def _add_to(total, part):
-    """total + part in float64: in place, once total is an array."""
+def _add_to(total, part, dtype):
+    """total + part as dtype: in place, once total is an array."""
     if isinstance(total, float):
-        return part.astype(np.float64)
+        return part.astype(dtype)
     total += part
     return total
 
@@ -152,9 +154,10 @@ class Stream:
                 mean, sd = _moments(hyps, sl.start, sl.stop - lag)
                 per.append((mean, _inverse(sd, mean, 1e-12)))
             self.zf.append(per)
-        # sums[p][k][b]: block b against the features at lag k on part p; on the second
-        # half at lag 0 the rolled features of the null ride along as more columns
+        # sums[p][k][b]: block b against the features at lag k on part p; null[b]: block
+        # b against the rolled features of the second half
         self.sums = [[[Cross() for _ in names] for _ in lags] for _ in parts]
+        self.null = [Cross(total=np.float32) for _ in names]
         self.probe = _Probe(groups, hyps, parts, lags, np.asarray(probe_offsets, int))
 
     def add(self, p, t0, states):
@@ -167,11 +170,14 @@ class Stream:
                 continue
             mean, inv = self.zf[p][k]
             f = _centred(self.hyps, np.arange(lo - lag, t1 - lag), mean, inv)      # (c', J)
-            if p == 1 and k == 0 and len(self.offsets):
-                f = np.concatenate([f, self._rolled(t0, t1)], axis=1)
             fsum = f.sum(axis=0, dtype=np.float64)
             for b, a in enumerate(states):
                 self.sums[p][k][b].add(a[lo - t0:], f, fsum=fsum)
+        if p == 1 and len(self.offsets):
+            f = self._rolled(t0, t1)
+            fsum = f.sum(axis=0, dtype=np.float64)
+            for b, a in enumerate(states):
+                self.null[b].add(a, f, fsum=fsum)
         self.probe.add(p, t0, states)
 
     def _rolled(self, t0, t1):
@@ -191,24 +197,23 @@ class Stream:
     def scan(self, p):
         """R[b, k]: (H, J) r of every unit with every feature at each lag on part p,
         as a scan over the whole part gives."""
-        J = len(self.hyps)
         out = []
         for b in range(len(self.names)):
             per = []
             for k in range(len(self.lags)):
                 c = self.sums[p][k][b]
                 scale = _inverse(np.sqrt(c.var()), c.mean(), 1e-6)
-                per.append(scale[:, None] * c.cross()[:, :J] / c.n)
+                per.append(scale[:, None] * c.cross() / c.n)
             out.append(per)
         return np.array(out, np.float32)
 
     def shift_null(self):
         """(J, S): the best |r| over all units of all blocks for each rolled feature."""
-        J, best = len(self.hyps), 0.0
-        for c in self.sums[1][0]:
+        best = 0.0
+        for c in self.null:
             scale = _inverse(np.sqrt(c.var()), c.mean(), 1e-12)
-            best = np.maximum(best, np.abs(scale[:, None] * c.cross()[:, J:]).max(axis=0) / c.n)
-        return best.reshape(J, len(self.offsets))
+            best = np.maximum(best, np.abs(scale[:, None] * c.cross()).max(axis=0) / c.n)
+        return best.reshape(len(self.hyps), len(self.offsets))
 
 
 class _Probe:
