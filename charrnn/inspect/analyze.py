@@ -113,21 +113,35 @@ def _run(source, names, groups, hyps, parts, offsets=(), choose=None, observers=
     """Streams one model's chunks through a stream.Stream; at the half, choose(R0)
     names the cells (block, unit) whose second-half series are kept. Returns the
     Stream and {(block, unit): (n,) float32 over the second half}."""
+    from concurrent.futures import ThreadPoolExecutor
     st = stream.Stream(names, groups, hyps, parts, LAGS, offsets, offsets[:PROBE_SHIFTS]) \
         if hyps else None
-    half, kept = parts[1].start, None
-    for t0, states in source((half,)):
-        if t0 >= half and kept is None:
-            if st:
-                st.half_done()
-            cells = choose(st.scan(0)[None] if st else None) if choose else []
-            kept = {c: np.empty(parts[1].stop - half, np.float32) for c in cells}
+    half = parts[1].start
+    kept = None
+
+    def add(t0, states):
         for (b, u), v in (kept or {}).items():
             v[t0 - half:t0 - half + len(states[b])] = states[b][:, u]
         if st:
             st.add(int(t0 >= half), t0, states)
         for o in observers:
             o.add(t0, states)
+    # a chunk's sums are taken in a second thread while the model reads the next chunk:
+    # one chunk in flight, added in order, so the sums are those of a single thread
+    with ThreadPoolExecutor(1) as sums:
+        pending = None
+        for t0, states in source((half,)):
+            states = [a.copy() for a in states]        # the source reuses its arrays
+            if pending:
+                pending.result()
+            if t0 >= half and kept is None:
+                if st:
+                    st.half_done()
+                cells = choose(st.scan(0)[None] if st else None) if choose else []
+                kept = {c: np.empty(parts[1].stop - half, np.float32) for c in cells}
+            pending = sums.submit(add, t0, states)
+        if pending:
+            pending.result()
     return st, kept
 
 

@@ -48,23 +48,40 @@ class Cross:
     def _clear(self):
         self.means, self.counts, self.xsums, self.fsums = [], [], [], []
 
-    def add(self, a, f=None, diagonal=False, fsum=None):
+    def add(self, a, f=None, diagonal=False):
         """diagonal: f has a's columns, and only column q of a with column q of f is
-        summed (cross() then gives (Q,)); fsum: f's column sums, when several Cross
-        share one f."""
-        m = a.mean(axis=0, dtype=np.float64).astype(a.dtype)
-        x = a - m                                                # (c, H), centred
-        self.diagonal = diagonal
-        self.means.append(m.astype(np.float64))
-        self.counts.append(len(a))
-        self.xsums.append(x.sum(axis=0, dtype=np.float64))
-        self.S2 = self.S2 + np.square(x, dtype=np.float64).sum(axis=0)
-        if f is not None:
-            self.AF = _add_to(self.AF, (x * f).sum(axis=0, dtype=np.float64) if diagonal
-                              else x.T @ f, self.total)
-            self.fsums.append(f.sum(axis=0, dtype=np.float64) if fsum is None else fsum)
+        summed (cross() then gives (Q,))."""
+        x, moments = _centre(a)
         if self.gram:
             self.AA = _add_to(self.AA, x.T @ x, self.total)
+        if f is None:
+            return self._add(moments)
+        self._add(moments, (x * f).sum(axis=0, dtype=np.float64) if diagonal else x.T @ f,
+                  f.sum(axis=0, dtype=np.float64), diagonal)
+
+    @staticmethod
+    def add_shared(crosses, a, f, fsums):
+        """crosses[i].add(a, f_i) for each i, f = [f_0 f_1 ...] side by side, f_i as
+        wide as fsums[i] (its column sums): a is centred once and multiplied once, as
+        the lags and the null pair the same rows."""
+        x, moments = _centre(a)
+        prod = x.T @ f
+        col = 0
+        for c, fsum in zip(crosses, fsums):
+            c._add(moments, prod[:, col:col + len(fsum)], fsum)
+            col += len(fsum)
+
+    def _add(self, moments, xf=None, fsum=None, diagonal=False):
+        """A chunk's moments (from _centre) and its product x^T f and f's column sums."""
+        m, count, xsum, s2 = moments
+        self.means.append(m)
+        self.counts.append(count)
+        self.xsums.append(xsum)
+        self.S2 = self.S2 + s2
+        if xf is not None:
+            self.diagonal = diagonal
+            self.AF = _add_to(self.AF, xf, self.total)
+            self.fsums.append(fsum)
         if len(self.means) >= self.FOLD:
             self._fold()
 
@@ -112,6 +129,15 @@ class Cross:
         """sum over rows of (a - mean)(a - mean)^T: (H, H) float64."""
         delta = self._delta()
         return self.AA - self.n0 * np.outer(delta, delta)
+
+
+def _centre(a):
+    """x = a - m, m its float64 column mean rounded to a's dtype, and the chunk's
+    moments: m (float64), the count, x's column sums and sums of squares."""
+    m = a.mean(axis=0, dtype=np.float64).astype(a.dtype)
+    x = a - m                                                    # (c, H), centred
+    return x, (m.astype(np.float64), len(a), x.sum(axis=0, dtype=np.float64),
+               np.square(x, dtype=np.float64).sum(axis=0))
 
 
 def _add_to(total, part, dtype):
@@ -164,20 +190,22 @@ class Stream:
         """states: [(c, H)] float32 per block, rows t0.. of part p."""
         sl = self.parts[p]
         t1 = t0 + len(states[0])
+        by_row = {}       # first row: [(a Cross per block, features, their sums)] on rows lo..t1
         for k, lag in enumerate(self.lags):
             lo = max(t0, sl.start + lag)
             if lo >= t1:
                 continue
             mean, inv = self.zf[p][k]
             f = _centred(self.hyps, np.arange(lo - lag, t1 - lag), mean, inv)      # (c', J)
-            fsum = f.sum(axis=0, dtype=np.float64)
-            for b, a in enumerate(states):
-                self.sums[p][k][b].add(a[lo - t0:], f, fsum=fsum)
+            by_row.setdefault(lo, []).append((self.sums[p][k], f, f.sum(axis=0, dtype=np.float64)))
         if p == 1 and len(self.offsets):
             f = self._rolled(t0, t1)
-            fsum = f.sum(axis=0, dtype=np.float64)
+            by_row.setdefault(t0, []).append((self.null, f, f.sum(axis=0, dtype=np.float64)))
+        for lo, sums in by_row.items():
+            f = np.concatenate([f for _, f, _ in sums], axis=1)
             for b, a in enumerate(states):
-                self.null[b].add(a, f, fsum=fsum)
+                Cross.add_shared([c[b] for c, _, _ in sums], a[lo - t0:], f,
+                                 [fs for _, _, fs in sums])
         self.probe.add(p, t0, states)
 
     def _rolled(self, t0, t1):
