@@ -155,7 +155,7 @@ def compile_notice():
 @cli.command(context_settings=CONTEXT, epilog="""\b
 Examples:
   charrnn train corpora/shakespeare.txt                 # 2x256 GRU, 10 epochs -> model.npz
-  charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # under an hour
+  charrnn train tinyshakespeare.txt --preset large --seed 1 -o large.npz   # an hour
   charrnn train input.txt --preset min-char-rnn --log gist.jsonl   # the gist, exactly
   charrnn train input.txt --preset char-rnn -o char-rnn.npz         # char-rnn's defaults
   charrnn train a.txt b.txt --model gru --hidden 256 --time-limit 600 -o gru.npz

@@ -111,12 +111,12 @@ PRESETS = {
     "small": dict(model="gru", hidden=384, layers=2, embed=64, dropout=0.0, weight_drop=0.0,
                   seq_length=50, batch_size=50, lr=3e-3, schedule="auto", time_limit=180.0,
                   max_steps=0),
-    # 2x384 with dropout and weight drop: 1.4315 at step 7,500 (44 minutes; 50 in all).
-    # Without weight drop it overfits after step 5,000 (1.4545, 36 minutes); more dropout
-    # (0.4: 1.462) or a wider net (2x512 with 0.5: 1.456 in 59 minutes) did no better
+    # an hour: a 2x384 LSTM with dropout and weight drop (without weight drop it overfits),
+    # the cosine over the hour; the patience stops it where validation has flattened
     "large": dict(model="lstm", hidden=384, layers=2, embed=64, dropout=0.25, weight_drop=0.25,
                   seq_length=100, batch_size=32, lr=2e-3, schedule="cosine", min_lr=1e-4,
-                  warmup=100, max_steps=8500, epochs=0.0, eval_every=250, patience=8),
+                  warmup=100, time_limit=3600.0, max_steps=0, epochs=0.0, eval_every=250,
+                  patience=8),
     # Karpathy's min-char-rnn.py gist (2015), exactly: a 100-unit tanh RNN on
     # one-hot input, one stream of 25, Adagrad at 0.1 (eps inside the root), each gradient
     # element clamped to [-5, 5], the loss summed over the 25, weights N(0, 0.01^2), zero

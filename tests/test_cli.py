@@ -319,7 +319,7 @@ def test_preset_sets_what_is_not_given(corpus, tmp_path):
     assert (ck.config.embed, ck.config.dropout, ck.config.layers) == (
         large["embed"], large["dropout"], large["layers"])
     for k in ("seq_length", "lr", "schedule", "min_lr", "warmup", "epochs", "eval_every",
-              "weight_drop"):
+              "weight_drop", "time_limit", "patience"):
         assert ck.meta["train"][k] == large[k], k
 
 
