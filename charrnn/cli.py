@@ -170,8 +170,8 @@ Examples:
 @click.option("--preset", type=click.Choice(["small", "large", "min-char-rnn", "char-rnn"]),
               default=None,
               help="A recipe; flags given beside it override its values. small: a 2x384 GRU "
-              "for --time-limit 180; large: a 2x384 LSTM with dropout, under an hour on 2 "
-              "cores: tested here (see the README). "
+              "for --time-limit 180; large: a 2x384 LSTM with dropout for "
+              "--time-limit 3600 (stops early once validation stops improving): tested here (see the README). "
               "min-char-rnn: Karpathy's min-char-rnn.py gist (2015), its math exactly: "
               "100-unit tanh RNN, one stream of 25, Adagrad 0.1, element clipping at 5, "
               "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "
