@@ -171,7 +171,7 @@ Examples:
               default=None,
               help="A recipe; flags given beside it override its values. small: a 2x384 GRU "
               "for --time-limit 180; large: a 2x384 LSTM with dropout for "
-              "--time-limit 3600 (stops early once validation stops improving): tested here (see the README). "
+              "--time-limit 3600: tested here (see the README). "
               "min-char-rnn: Karpathy's min-char-rnn.py gist (2015), its math exactly: "
               "100-unit tanh RNN, one stream of 25, Adagrad 0.1, element clipping at 5, "
               "summed loss, N(0, 0.01^2) weights. char-rnn: the defaults of karpathy/char-rnn's "

@@ -112,11 +112,11 @@ PRESETS = {
                   seq_length=50, batch_size=50, lr=3e-3, schedule="auto", time_limit=180.0,
                   max_steps=0),
     # an hour: a 2x384 LSTM with dropout and weight drop (without weight drop it overfits),
-    # the cosine over the hour; the patience stops it where validation has flattened
+    # the cosine over the whole hour: a patience would stop it before the rate has annealed
     "large": dict(model="lstm", hidden=384, layers=2, embed=64, dropout=0.25, weight_drop=0.25,
                   seq_length=100, batch_size=32, lr=2e-3, schedule="cosine", min_lr=1e-4,
                   warmup=100, time_limit=3600.0, max_steps=0, epochs=0.0, eval_every=250,
-                  patience=8),
+                  patience=0),
     # Karpathy's min-char-rnn.py gist (2015), exactly: a 100-unit tanh RNN on
     # one-hot input, one stream of 25, Adagrad at 0.1 (eps inside the root), each gradient
     # element clamped to [-5, 5], the loss summed over the 25, weights N(0, 0.01^2), zero
