@@ -29,6 +29,8 @@ Verdicts, in this order:
   LOCAL        local >= R_MIN and nothing in the model does better.
   NOT FOUND    otherwise.
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from charrnn import threads
@@ -113,7 +115,6 @@ def _run(source, names, groups, hyps, parts, offsets=(), choose=None, observers=
     """Streams one model's chunks through a stream.Stream; at the half, choose(R0)
     names the cells (block, unit) whose second-half series are kept. Returns the
     Stream and {(block, unit): (n,) float32 over the second half}."""
-    from concurrent.futures import ThreadPoolExecutor
     st = stream.Stream(names, groups, hyps, parts, LAGS, offsets, offsets[:PROBE_SHIFTS]) \
         if hyps else None
     half = parts[1].start
@@ -153,7 +154,6 @@ def analyze(source, names, groups, ids, hyps, untrained=None, seed=0, n_shifts=S
     untrained: a source for the untrained model, or None (its numbers are then None);
     keep: more (block, unit) whose second half to keep; observers: more sums fed
     every chunk of the model. Returns (results [dict per hypothesis], R, kept)."""
-    from concurrent.futures import ThreadPoolExecutor
     parts = halves(len(ids))
     J = len(hyps)
     say = progress or (lambda msg: None)

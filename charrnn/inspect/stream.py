@@ -202,7 +202,7 @@ class Stream:
             f = self._rolled(t0, t1)
             by_row.setdefault(t0, []).append((self.null, f, f.sum(axis=0, dtype=np.float64)))
         for lo, sums in by_row.items():
-            f = np.concatenate([f for _, f, _ in sums], axis=1)
+            f = np.concatenate([fk for _, fk, _ in sums], axis=1)
             for b, a in enumerate(states):
                 Cross.add_shared([c[b] for c, _, _ in sums], a[lo - t0:], f,
                                  [fs for _, _, fs in sums])
