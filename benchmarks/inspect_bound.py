@@ -30,11 +30,10 @@ def products_alone_seconds(layers, H, G, T):
     from charrnn.packed import mul, pack
 
     @njit(nogil=True)
-    def recurrence(h, Whs, a, T):
+    def recurrence(h, Whs, a, T):  # the products only: no cell, so nothing but W_hh is read
         for _ in range(T):
             for W in Whs:
                 mul(h, W, a)
-                h[0] = np.tanh(a[0, :h.shape[1]])  # keeps each product on the last's output
 
     def model(seed):
         rng = np.random.default_rng(seed)
