@@ -22,9 +22,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
-def products_alone_seconds(layers, H, G, T):
-    """Seconds for two models' layers x T products h (1, H) @ W_hh (H, G), float32,
-    one model a thread, as inspect-cells runs the trained and the untrained model."""
+def products_alone(layers, H, G):
+    """A timer of two models' layers x T products h (1, H) @ W_hh (H, G), float32, one
+    model a thread, as inspect-cells runs the trained and the untrained model; compiled
+    and warmed once, so that each repeat times the same products."""
     from numba import njit
     from numba.typed import List
     from charrnn.packed import mul, pack
@@ -44,14 +45,14 @@ def products_alone_seconds(layers, H, G, T):
 
     models = [model(1), model(2)]
 
-    def both(T):
+    def seconds(T):
         ts = [threading.Thread(target=recurrence, args=(*m, T)) for m in models]
         t = time.perf_counter()
         [x.start() for x in ts]
         [x.join() for x in ts]
         return time.perf_counter() - t
-    both(10)  # compile, warm caches
-    return both(T)
+    seconds(10)  # compile, warm caches
+    return seconds
 
 
 def inspect_seconds(model, text):
@@ -79,10 +80,11 @@ def main():
           f"{cfg.hidden * G * 4 / 1e6:.1f} MB a layer, two models\n")
     print("| inspect-cells s | products alone s | read GB/s | inspect / products |")
     print("|---|---|---|---|")
+    products = products_alone(cfg.layers, cfg.hidden, G)
+    gb = 2 * cfg.layers * T * cfg.hidden * G * 4 / 1e9
     for _ in range(args.repeat):
         s = inspect_seconds(args.model, args.text)
-        p = products_alone_seconds(cfg.layers, cfg.hidden, G, T)
-        gb = 2 * cfg.layers * T * cfg.hidden * G * 4 / 1e9
+        p = products(T)
         print(f"| {s:.1f} | {p:.1f} | {gb / p:.0f} | {s / p:.2f} |", flush=True)
 
 
